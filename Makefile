@@ -1,0 +1,52 @@
+# radraft: `make demo` runs the whole chain on embedded defaults; `make test` sets up and tests.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# vLLM lives in a virtual environment of its own, outside the checkout, kept between runs.
+VLLM_VENV ?= $(HOME)/.cache/radraft/vllm-venv
+export VLLM_VENV
+APT_PACKAGES := dcmtk dicom3tools orthanc chromium chromium-driver docker-compose strace iproute2 systemd
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.PHONY: demo test venv system services lint pytest vllm-venv migration clean
+
+demo: $(STAMP)
+	$(BIN)/radraft demo
+
+test: system $(STAMP) services vllm-venv lint pytest
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+	# torch is pinned to the CPU wheel: an unpinned torch pulls gigabytes of CUDA packages.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[model,postgres,test,dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+system:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+services:
+	@bash .ci/services.sh
+
+vllm-venv:
+	@bash deploy/vllm/make-venv.sh "$(VLLM_VENV)"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+migration: $(STAMP)
+	$(BIN)/python -m radraft.core.db.regen_initial
+
+clean:
+	rm -rf $(VENV) radraft-data

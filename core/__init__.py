@@ -1,0 +1,1 @@
+"""radraft.core: settings, database, shared types. Imports nothing else of radraft."""

@@ -1,0 +1,38 @@
+"""radraft's database: typed SQLAlchemy 2 models, engine, migrations."""
+
+from radraft.core.db.base import Base, db_now
+from radraft.core.db.engine import make_engine, make_sessionmaker
+from radraft.core.db.models_audit import AuditEvent, User
+from radraft.core.db.models_ehr import (
+    Hl7Message,
+    LabResult,
+    Order,
+    Patient,
+    PriorReport,
+    Visit,
+)
+from radraft.core.db.models_ingest import Instance, RuleDecision, Series, Study, StudyAnnouncement
+from radraft.core.db.models_jobs import Delivery, Draft, Job
+
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "Delivery",
+    "Draft",
+    "Hl7Message",
+    "Instance",
+    "Job",
+    "LabResult",
+    "Order",
+    "Patient",
+    "PriorReport",
+    "RuleDecision",
+    "Series",
+    "Study",
+    "StudyAnnouncement",
+    "User",
+    "Visit",
+    "db_now",
+    "make_engine",
+    "make_sessionmaker",
+]

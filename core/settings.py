@@ -1,0 +1,305 @@
+"""One settings object for radraft: a YAML file plus `RADRAFT_` environment overrides.
+
+Load it with :func:`load_settings` and pass it down; nothing reads configuration globally.
+Unknown keys are errors, and every error names the key and the file line.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from radraft.core.errors import ConfigError
+from radraft.core.yaml_lines import LineMap, load_yaml_with_lines
+
+CONFIG_ENV = "RADRAFT_CONFIG"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SiteSettings(_Strict):
+    timezone: str = "UTC"
+    # Root for output UIDs (SR, KOS). "2.25" derives UUID-based UIDs (PS3.5 B.2).
+    uid_root: str = "2.25"
+    name: str = "radraft"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("uid_root")
+    @classmethod
+    def _uid_root(cls, value: str) -> str:
+        parts = value.split(".")
+        if not all(p.isdigit() and (p == "0" or not p.startswith("0")) for p in parts):
+            raise ValueError(f"{value!r} is not a DICOM UID root (digits and dots)")
+        if len(value) > 40:
+            raise ValueError("uid_root longer than 40 characters leaves no room for ids")
+        return value
+
+
+class DicomSettings(_Strict):
+    ae_title: str = "RADRAFT"
+    host: str = "0.0.0.0"
+    port: int = Field(11112, ge=1, le=65535)
+    allowed_calling_aets: list[str] = Field(default_factory=list)
+    stable_seconds: float = Field(30.0, gt=0)
+    min_free_bytes: int = Field(1 << 30, ge=0)
+    # Receiving processes sharing the port (SO_REUSEPORT); pydicom parsing is GIL-bound.
+    receive_processes: int = Field(1, ge=1, le=32)
+    maximum_pdu_size: int = Field(0, ge=0)
+    network_timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("ae_title")
+    @classmethod
+    def _ae(cls, value: str) -> str:
+        if not 0 < len(value) <= 16 or "\\" in value:
+            raise ValueError("an AE title has 1 to 16 characters and no backslash")
+        return value
+
+
+class Hl7Settings(_Strict):
+    host: str = "0.0.0.0"
+    port: int = Field(2575, ge=1, le=65535)
+    max_message_bytes: int = Field(1 << 20, gt=0)
+    idle_timeout_s: float = Field(300.0, gt=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    # An order arriving this long after its study became stable re-evaluates the rules.
+    order_grace_s: float = Field(3600.0, ge=0)
+
+
+class WebSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    secret_key: SecretStr = SecretStr("")
+    escalate_after_minutes: float = Field(15.0, gt=0)
+
+
+class ModelSettings(_Strict):
+    backend: Literal["transformers", "openai"] = "transformers"
+    # Model directory for the in-process backend; empty: <data_dir>/models/tiny.
+    path: Path | None = None
+    base_urls: list[str] = Field(default_factory=list)
+    name: str = "radraft-tiny"
+    timeout_s: float = Field(300.0, gt=0)
+    max_retries: int = Field(2, ge=0, le=10)
+    api_key: SecretStr = SecretStr("")
+
+
+class FrameRecipe(_Strict):
+    """How a profile turns a study into frames (see reporting.frames)."""
+
+    windows: list[str] = Field(default_factory=lambda: ["abdomen"])
+    pack_windows: bool = False
+    frame_size: int = Field(448, ge=28, le=2048)
+    max_frames: int = Field(256, ge=2)
+    prior_share: float = Field(0.25, ge=0, le=0.9)
+    series_include: list[str] = Field(default_factory=list)
+    combine: Literal["sample", "average", "mip"] = "average"
+
+
+class ProfileSettings(_Strict):
+    frames: FrameRecipe = Field(default_factory=FrameRecipe)
+    prompt: str = ""
+    send_hl7: bool = True
+    labs: list[str] = Field(default_factory=list)
+    lab_window_days: int = Field(30, ge=0)
+    max_priors: int = Field(2, ge=0)
+    prior_window_days: int = Field(1825, ge=0)
+
+
+class DicomDestination(_Strict):
+    kind: Literal["dicom"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    ae_title: str
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class Hl7Destination(_Strict):
+    kind: Literal["hl7"]
+    host: str
+    port: int = Field(ge=1, le=65535)
+    role: Literal["ris", "ed"] = "ris"
+    # R: results stored, not verified (default); P: verified preliminary, only if asked.
+    result_status: Literal["R", "P"] = "R"
+    charset: str = "UNICODE UTF-8"
+    alert_message_type: str = "ORU^R01"
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    timeout_s: float = Field(30.0, gt=0)
+
+
+class FolderDestination(_Strict):
+    kind: Literal["folder"]
+    path: Path
+
+
+Destination = Annotated[
+    DicomDestination | Hl7Destination | FolderDestination, Field(discriminator="kind")
+]
+
+
+class RetentionSettings(_Strict):
+    studies_days: int = Field(30, ge=0)
+    priors_days: int = Field(7, ge=0)
+    outbox_days: int = Field(30, ge=0)
+
+
+class DeliverySettings(_Strict):
+    max_age_hours: float = Field(72.0, gt=0)
+    base_backoff_s: float = Field(10.0, gt=0)
+    max_backoff_s: float = Field(1800.0, gt=0)
+
+
+class JobSettings(_Strict):
+    max_attempts: int = Field(3, ge=1)
+    sweep_interval_s: float = Field(15.0, gt=0)
+    time_limit_s: float = Field(1800.0, gt=0)
+
+
+class PacsSettings(_Strict):
+    """The PACS radraft queries for priors (C-FIND, then C-MOVE or C-GET)."""
+
+    host: str = ""
+    port: int = Field(104, ge=1, le=65535)
+    ae_title: str = ""
+    retrieve: Literal["move", "get"] = "get"
+    timeout_s: float = Field(60.0, gt=0)
+
+
+def _default_profiles() -> dict[str, ProfileSettings]:
+    return {
+        "ct-generic": ProfileSettings(frames=FrameRecipe(windows=["abdomen", "lung", "bone"])),
+        "mr-generic": ProfileSettings(frames=FrameRecipe(windows=["auto"])),
+    }
+
+
+class Settings(BaseSettings):
+    """Every radraft setting. Keys are documented in README.md, "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RADRAFT_", env_nested_delimiter="__", extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Path("radraft-data")
+    database_url: str = ""
+    broker_url: str = ""
+    rules_file: Path | None = None
+    site: SiteSettings = Field(default_factory=SiteSettings)
+    dicom: DicomSettings = Field(default_factory=DicomSettings)
+    hl7: Hl7Settings = Field(default_factory=Hl7Settings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    pacs: PacsSettings = Field(default_factory=PacsSettings)
+    profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)
+    destinations: dict[str, Destination] = Field(default_factory=dict)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the YAML file (passed as init values).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.data_dir / 'radraft.db').resolve()}"
+        if not self.broker_url:
+            # Embedded broker: kombu's SQLAlchemy transport on the same SQLite file.
+            if self.database_url.startswith("sqlite"):
+                self.broker_url = "sqla+" + self.database_url
+            else:
+                self.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+        return self
+
+    @property
+    def model_path(self) -> Path:
+        return self.model.path or self.data_dir / "models" / "tiny"
+
+    @property
+    def dicom_dir(self) -> Path:
+        return self.data_dir / "dicom"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return self.broker_url.startswith("sqla+")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets and passwords masked."""
+        data = self.model_dump(mode="json")
+        data["database_url"] = _mask_url(self.database_url)
+        data["broker_url"] = _mask_url(self.broker_url)
+        return data
+
+
+def _mask_url(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def _describe(exc: ValidationError, lines: LineMap) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
+        env = "RADRAFT_" + "__".join(str(p).upper() for p in loc)
+        where = env if env in os.environ else lines.where(loc)
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        problems.append(f"{where}: {key}: {message}")
+    return "invalid configuration:\n  " + "\n  ".join(problems)
+
+
+def load_settings(path: Path | str | None = None) -> Settings:
+    """Load settings from `path` (or $RADRAFT_CONFIG, or none) plus the environment."""
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = os.environ[CONFIG_ENV]
+    data: Any = {}
+    lines = LineMap(Path(path) if path else None)
+    if path is not None:
+        data, lines = load_yaml_with_lines(Path(path))
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: the configuration must be a mapping of keys")
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, lines)) from None
+    rules = settings.rules_file
+    if path is not None and rules is not None and not rules.is_absolute():
+        # A relative rules file is relative to the config file, not the working directory.
+        settings.rules_file = (Path(path).parent / rules).resolve()
+    return settings

@@ -1,0 +1,1 @@
+"""radraft.dicom_node."""

@@ -1,0 +1,90 @@
+"""Shared fixtures: real databases (SQLite and PostgreSQL), sample data, free ports."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core.db import make_engine, make_sessionmaker
+from radraft.core.db.migrate import upgrade
+
+DATA = Path(__file__).parent / "data"
+DICOM_DATA = DATA / "dicom"
+HL7_DATA = DATA / "hl7"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+PG_ADMIN = os.environ.get("RADRAFT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+_counter = itertools.count()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pg_url(dbname: str) -> str:
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    return f"{base}/{dbname}"
+
+
+def _pg_admin(statement: sql.Composable) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=10) as conn:
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated PostgreSQL database that each test copies (CREATE DATABASE ... TEMPLATE)."""
+    name = f"radraft_tpl_{os.getpid()}"
+    _pg_admin(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    _pg_admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    upgrade(_pg_url(name))
+    yield name
+    _pg_admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A freshly migrated database URL: the same test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'radraft.db'}"
+        upgrade(url)
+        yield url
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"radraft_t_{os.getpid()}_{next(_counter)}"
+    _pg_admin(
+        sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    )
+    yield _pg_url(name)
+    _pg_admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine: Engine) -> sessionmaker[Session]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS

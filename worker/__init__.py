@@ -1,0 +1,1 @@
+"""radraft.worker."""

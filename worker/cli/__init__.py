@@ -1,0 +1,1 @@
+"""The `radraft` command line: one entry point, one module per command group."""

@@ -1,0 +1,37 @@
+"""`radraft`: the one entry point. Each command group lives in a module of its own."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+import typer
+from radraft.worker.cli import config_cmd, db_cmd
+from radraft.worker.cli.context import CliState
+
+app = typer.Typer(
+    name="radraft", help="Drafts CT and MRI reports inside a hospital imaging network.",
+    no_args_is_help=True, pretty_exceptions_enable=False,
+)
+app.add_typer(config_cmd.app, name="config")
+app.add_typer(db_cmd.app, name="db")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"radraft {version('radraft')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    config: Path | None = typer.Option(
+        None, "--config", "-c", envvar="RADRAFT_CONFIG", help="YAML settings file.",
+    ),
+    show_version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version.",
+    ),
+) -> None:
+    """Drafts CT and MRI reports inside a hospital imaging network."""
+    ctx.obj = CliState(config_path=config)
