@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
 from radraft.core.errors import ConfigError
 from radraft.core.yaml_lines import LineMap, load_yaml_with_lines
 

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from radraft.core.errors import ConfigError
 
 Location = tuple[str | int, ...]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from radraft.core.db.base import Base
 from sqlalchemy.engine import Engine
+
+from radraft.core.db.base import Base
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from alembic import command
+
 from radraft.core.db.migrate import MIGRATIONS, alembic_config
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alembic import context
+
 from radraft.core.db import Base, make_engine
 
 config = context.config

@@ -49,7 +49,7 @@ def test_environment_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 def test_bad_environment_value_names_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RADRAFT_DICOM__PORT", "eleven")
-    with pytest.raises(ConfigError, match="RADRAFT_DICOM__PORT: dicom.port"):
+    with pytest.raises(ConfigError, match=r"RADRAFT_DICOM__PORT: dicom\.port"):
         load_settings(None)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 import yaml
+
 from radraft.worker.cli.context import state
 
 app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)

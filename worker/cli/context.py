@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings, load_settings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+
 from radraft.core.db.migrate import upgrade as run_upgrade
 from radraft.worker.cli.context import state
 

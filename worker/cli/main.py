@@ -6,6 +6,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import typer
+
 from radraft.worker.cli import config_cmd, db_cmd
 from radraft.worker.cli.context import CliState
 
