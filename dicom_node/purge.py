@@ -1,0 +1,149 @@
+"""Retention (`radraft purge`): remove what the policy allows, never a study awaiting its draft.
+
+Policy (`retention.*` days):
+- a received study whose last instance is older than `studies_days`, that was announced at its
+  current version, has no job still queued or running and no delivery still pending;
+- a prior study (fetched from the PACS) older than `priors_days`;
+- the payload bytes of outbox rows delivered more than `outbox_days` ago (the row stays).
+Files go first, rows after: a crash in between leaves rows whose files are gone, and the next
+purge finishes them; it never leaves an unindexed file that index repair would resurrect.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, exists, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core import audit
+from radraft.core.db import (
+    Delivery,
+    Draft,
+    Instance,
+    Job,
+    Series,
+    Study,
+    db_now,
+    make_engine,
+    make_sessionmaker,
+)
+from radraft.core.settings import RetentionSettings, Settings
+from radraft.dicom_node.storage import InstanceStore, fsync_dir, safe_name
+
+log = logging.getLogger(__name__)
+
+ACTIVE_JOB_STATES = ("queued", "running")
+
+
+@dataclass
+class PurgeReport:
+    studies: list[str] = field(default_factory=list)
+    priors: list[str] = field(default_factory=list)
+    files: int = 0
+    bytes_freed: int = 0
+    outbox_payloads: int = 0
+
+
+def purgeable_studies(session: Session, policy: RetentionSettings, now: datetime) -> list[Study]:
+    """Studies the policy allows to remove now (see the module docstring)."""
+    awaiting_job = exists().where(
+        Job.study_uid == Study.study_uid, Job.state.in_(ACTIVE_JOB_STATES)
+    )
+    pending_delivery = exists().where(
+        Draft.study_uid == Study.study_uid, Delivery.draft_id == Draft.id,
+        Delivery.state == "pending",
+    )
+    received = (
+        (Study.source == "received")
+        & (Study.last_received_at < now - timedelta(days=policy.studies_days))
+        # Announced at its newest images: not waiting for stability or for a re-draft.
+        & Study.announced_at.is_not(None)
+        & or_(Study.last_image_at.is_(None), Study.last_image_at <= Study.announced_at)
+        & ~awaiting_job & ~pending_delivery
+    )
+    prior = (Study.source == "prior") & (
+        Study.last_received_at < now - timedelta(days=policy.priors_days)
+    )
+    return list(session.scalars(select(Study).where(or_(received, prior)).order_by(Study.id)))
+
+
+def _remove_files(session: Session, study: Study, store: InstanceStore) -> tuple[int, int]:
+    files = freed = 0
+    for path_text, size in session.execute(
+        select(Instance.path, Instance.size).where(Instance.study_id == study.id)
+    ):
+        path = Path(path_text)
+        if path.exists():
+            path.unlink()
+            files += 1
+            freed += size
+    folder = store.root / safe_name(study.study_uid)
+    if folder.exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        store.forget_dir(folder)
+        fsync_dir(store.root)
+    return files, freed
+
+
+def purge(
+    sessions: sessionmaker[Session], store: InstanceStore, policy: RetentionSettings,
+    *, dry_run: bool = False,
+) -> PurgeReport:
+    """Apply the retention policy; `dry_run` only reports what would go."""
+    report = PurgeReport()
+    with sessions() as session:
+        now = db_now(session)
+        due = purgeable_studies(session, policy, now)
+        candidates = [(s.id, s.study_uid, s.source) for s in due]
+    for study_id, study_uid, source in candidates:
+        (report.priors if source == "prior" else report.studies).append(study_uid)
+        if dry_run:
+            continue
+        with sessions() as session:
+            study = session.get(Study, study_id)
+            if study is None:
+                continue
+            files, freed = _remove_files(session, study, store)
+            report.files += files
+            report.bytes_freed += freed
+            session.execute(delete(Instance).where(Instance.study_id == study_id))
+            session.execute(delete(Series).where(Series.study_id == study_id))
+            session.execute(delete(Study).where(Study.id == study_id))
+            audit.record(
+                session, "study.purged", study_uid=study_uid, source=source, files=files,
+                bytes=freed,
+            )
+            session.commit()
+    with sessions() as session:
+        old = now - timedelta(days=policy.outbox_days)
+        condition = (
+            (Delivery.state == "delivered") & (Delivery.delivered_at < old)
+            & (Delivery.payload != b"")
+        )
+        report.outbox_payloads = len(session.scalars(select(Delivery.id).where(condition)).all())
+        if not dry_run and report.outbox_payloads:
+            session.execute(update(Delivery).where(condition).values(payload=b""))
+            session.commit()
+    log.info(
+        "purge: %d studies, %d priors, %d files, %d bytes, %d outbox payloads%s",
+        len(report.studies), len(report.priors), report.files, report.bytes_freed,
+        report.outbox_payloads, " (dry run)" if dry_run else "",
+    )
+    return report
+
+
+def purge_for_settings(settings: Settings) -> int:
+    """Run the policy with its own engine (the node's disk guard); returns bytes freed."""
+    engine = make_engine(settings.database_url)
+    try:
+        report = purge(
+            make_sessionmaker(engine), InstanceStore(settings.dicom_dir), settings.retention
+        )
+    finally:
+        engine.dispose()
+    return report.bytes_freed

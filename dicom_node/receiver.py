@@ -1,0 +1,169 @@
+"""One receiving process: a pynetdicom acceptor bound with SO_REUSEPORT.
+
+Several receivers may share the port (`dicom.receive_processes`): the kernel spreads
+associations over them, which lifts the GIL ceiling of pure-Python PDU handling.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing as mp
+import signal
+import socket
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from pynetdicom import AE, _config, evt
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+from pynetdicom.transport import ThreadedAssociationServer
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core.db import make_engine, make_sessionmaker
+from radraft.core.settings import Settings
+from radraft.dicom_node.disk import DiskGuard
+from radraft.dicom_node.errors import NodeStartError
+from radraft.dicom_node.scp import StoreHandler, handle_echo
+from radraft.dicom_node.storage import InstanceStore
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+
+
+class ReusePortServer(ThreadedAssociationServer):
+    """pynetdicom's threaded acceptor with SO_REUSEPORT and TCP_NODELAY on every socket."""
+
+    daemon_threads = True
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        client, address = super().get_request()
+        # Nagle against delayed ACKs caps small-PDU transfers near 20 instances/s.
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return client, address
+
+
+def configure_pynetdicom() -> None:
+    """Process-wide pynetdicom switches the node relies on."""
+    # Receive each dataset straight to a file (large multi-frame objects never sit in RAM).
+    _config.STORE_RECV_CHUNKED_DATASET = True
+    # Private and unknown SOP classes (Siemens, GE) are storage too.
+    _config.UNRESTRICTED_STORAGE_SERVICE = True
+
+
+def build_ae(settings: Settings) -> AE:
+    """The node's application entity: AE checks, PDU size, timeouts (README "The DICOM node")."""
+    dicom = settings.dicom
+    ae = AE(ae_title=dicom.ae_title)
+    ae.add_supported_context(Verification)
+    # Wrong called AE: A-ASSOCIATE-RJ permanent, service-user, reason 7.
+    ae.require_called_aet = True
+    # Unknown calling AE: A-ASSOCIATE-RJ permanent, service-user, reason 3.
+    ae.require_calling_aet = list(dicom.allowed_calling_aets)
+    ae.maximum_pdu_size = dicom.maximum_pdu_size
+    ae.network_timeout = dicom.network_timeout_s
+    ae.dimse_timeout = dicom.network_timeout_s
+    ae.acse_timeout = dicom.network_timeout_s
+    ae.maximum_associations = 64
+    return ae
+
+
+class Receiver:
+    """An acceptor storing into `settings.data_dir`, serving on its own threads."""
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], purge: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.store = InstanceStore(settings.dicom_dir)
+        disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes, purge)
+        self.handler = StoreHandler(self.store, sessions, disk, uid_root=settings.site.uid_root)
+        self._server: ReusePortServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        configure_pynetdicom()
+        self.store.prepare()
+        ae = build_ae(self.settings)
+        handlers: list[Any] = [(evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo)]
+        server = ae.make_server(
+            (self.settings.dicom.host, self.settings.dicom.port), ae_title=ae.ae_title,
+            evt_handlers=handlers, server_class=ReusePortServer,
+        )
+        assert isinstance(server, ReusePortServer)
+        # As AE.start_server does: the server's shutdown() unregisters itself from the AE.
+        ae._servers.append(server)
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, name="dicom-acceptor", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def _die_with_parent() -> None:
+    """A receiver must not outlive the node (a SIGKILLed parent cannot stop its children)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        log.warning("prctl(PR_SET_PDEATHSIG) unavailable: receivers may outlive the node")
+
+
+def receiver_process_main(
+    settings: Settings, ready: Any, stop: Any, purge: Callable[[Settings], int],
+) -> None:
+    """Entry point of one receiving process (spawned by DicomNode)."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    # pynetdicom's chunk files are created in the temp dir: keep it on the store's file
+    # system so the final rename is atomic and costs no copy. This process owns it.
+    tempfile.tempdir = str(settings.data_dir / "tmp")
+    engine = make_engine(settings.database_url, pool_size=8)
+    receiver = Receiver(settings, make_sessionmaker(engine), lambda: purge(settings))
+    receiver.start()
+    ready.set()
+    stop.wait()
+    receiver.stop()
+    engine.dispose()
+
+
+def spawn_receivers(
+    settings: Settings, count: int, purge: Callable[[Settings], int],
+) -> tuple[list[mp.process.BaseProcess], Any]:
+    """Start `count` receiving processes; returns them and the event that stops them."""
+    context = mp.get_context("spawn")
+    stop = context.Event()
+    processes: list[mp.process.BaseProcess] = []
+    readies = []
+    for index in range(count):
+        ready = context.Event()
+        process = context.Process(
+            target=receiver_process_main, args=(settings, ready, stop, purge),
+            name=f"dicom-receiver-{index}", daemon=True,
+        )
+        process.start()
+        processes.append(process)
+        readies.append(ready)
+    for started, ready in zip(processes, readies, strict=True):
+        if not ready.wait(60):
+            raise NodeStartError(f"{started.name} did not start (exit code {started.exitcode})")
+    return processes, stop

@@ -1,0 +1,88 @@
+"""The C-STORE / C-ECHO handlers: small, explicit statuses, errors mapped in ONE place."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pynetdicom import events as evt
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.dicom_node.disk import DiskGuard
+from radraft.dicom_node.errors import (
+    STATUS_PROCESSING_FAILURE,
+    STATUS_SUCCESS,
+    OutOfSpace,
+    StoreRefused,
+)
+from radraft.dicom_node.header import read_header
+from radraft.dicom_node.index import begin_write, index_instance
+from radraft.dicom_node.storage import InstanceStore
+
+log = logging.getLogger(__name__)
+
+
+class StoreHandler:
+    """Stores one C-STORE request durably; bound to EVT_C_STORE (chunked-to-disk mode).
+
+    Order, every time: header check -> fsync file -> rename -> fsync dir -> commit the
+    index row -> return 0x0000 (pynetdicom sends the response after we return).
+    """
+
+    def __init__(
+        self, store: InstanceStore, sessions: sessionmaker[Session], disk: DiskGuard,
+        *, uid_root: str, on_stored: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.sessions = sessions
+        self.disk = disk
+        self.uid_root = uid_root
+        self._on_stored = on_stored
+
+    def __call__(self, event: evt.Event) -> int | Dataset:
+        """Status for one request; no exception may leave (it would end the association)."""
+        request: Any = event.request
+        sop_uid = str(request.AffectedSOPInstanceUID or "")
+        calling = str(event.assoc.requestor.ae_title).strip()
+        try:
+            self.store_one(event.dataset_path, request, calling)
+        except StoreRefused as exc:
+            log.warning(
+                "C-STORE %s from %s refused 0x%04X: %s", sop_uid, calling, exc.status, exc
+            )
+            return exc.status
+        except (OSError, SQLAlchemyError) as exc:
+            log.error("C-STORE %s from %s failed: %s", sop_uid, calling, exc)
+            return STATUS_PROCESSING_FAILURE
+        except Exception:
+            log.exception("C-STORE %s from %s: unexpected error", sop_uid, calling)
+            return STATUS_PROCESSING_FAILURE
+        return STATUS_SUCCESS
+
+    def store_one(self, received: Path, request: Any, calling_aet: str) -> None:
+        size = os.path.getsize(received)
+        if not self.disk.has_room(size):
+            raise OutOfSpace("free disk below dicom.min_free_bytes after purging")
+        header = read_header(
+            received, affected_class=str(request.AffectedSOPClassUID or ""),
+            affected_instance=str(request.AffectedSOPInstanceUID or ""),
+        )
+        dest = self.store.path_for(header.study_uid, header.series_uid, header.sop_uid)
+        self.store.place(received, dest)
+        with self.sessions() as session:
+            begin_write(session)
+            result = index_instance(
+                session, header, dest, size, calling_aet=calling_aet, uid_root=self.uid_root
+            )
+            session.commit()
+        if self._on_stored is not None:
+            self._on_stored(result.study_uid)
+
+
+def handle_echo(event: evt.Event) -> int:
+    return STATUS_SUCCESS
