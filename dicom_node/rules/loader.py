@@ -82,7 +82,7 @@ class _Errors:
 
     def add(self, loc: Location, message: str) -> None:
         key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
-        self.items.append(f"{self.lines.where(loc)}: {key}: {message}")
+        self.items.append(f"{self.lines.where(loc)}: {key + ': ' if key else ''}{message}")
 
 
 def _strings(value: Any) -> list[str] | None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from radraft.worker.cli import config_cmd, db_cmd
+from radraft.worker.cli import config_cmd, db_cmd, purge_cmd, rules_cmd, serve_cmd
 from radraft.worker.cli.context import CliState
 
 app = typer.Typer(
@@ -16,6 +16,9 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.command("purge")(purge_cmd.purge)
+app.add_typer(rules_cmd.app, name="rules")
+app.command("serve")(serve_cmd.serve)
 
 
 def _version(value: bool) -> None:

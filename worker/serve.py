@@ -1,0 +1,130 @@
+"""`radraft serve`: the long-running process (DICOM node; HL7 listener and web console plug in).
+
+Components are started in order and stopped in reverse. To add one (the HL7 listener, the web
+console), append an object with `name`, `start()` and `stop()` in `build_components`.
+
+Until the worker replaces it, what happens to a stable study is `record_rule_decisions`: the
+rules are evaluated and every outcome (including "unmatched") is stored as a RuleDecision.
+The worker swaps it with one line in `build_components` (`on_stable = ...`).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core import audit
+from radraft.core.db import RuleDecision, Study, db_now, make_engine, make_sessionmaker
+from radraft.core.db.migrate import upgrade
+from radraft.core.settings import Settings
+from radraft.core.types import StudyStable
+from radraft.dicom_node.node import DicomNode
+from radraft.dicom_node.rules import RulesWatcher, facts_for_study
+
+log = logging.getLogger(__name__)
+
+OnStable = Callable[[StudyStable], None]
+
+
+class Component(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def rules_watcher(settings: Settings) -> RulesWatcher:
+    return RulesWatcher(
+        settings.rules_file, timezone=settings.site.timezone, profiles=settings.profiles.keys(),
+        destinations=settings.destinations.keys(),
+    )
+
+
+def record_rule_decisions(sessions: sessionmaker[Session], rules: RulesWatcher) -> OnStable:
+    """The stand-in `on_stable`: store the rule outcomes of each stable version (idempotent)."""
+
+    def on_stable(stable: StudyStable) -> None:
+        with sessions() as session:
+            known = session.scalar(select(RuleDecision.id).where(
+                RuleDecision.study_uid == stable.study_uid,
+                RuleDecision.version == stable.version,
+            ))
+            if known is not None:
+                return  # announced again after a crash: decided already
+            now = db_now(session)
+            outcomes = rules.current().decide(facts_for_study(session, stable.study_uid, now=now))
+            for outcome in outcomes:
+                session.add(RuleDecision(
+                    study_uid=stable.study_uid, version=stable.version,
+                    rule_name=outcome.rule_name, action=outcome.action, profile=outcome.profile,
+                    priority=outcome.priority.value if outcome.priority else "",
+                    destinations=list(outcome.destinations), reasons=list(outcome.reasons),
+                    decided_at=now,
+                ))
+                audit.record(
+                    session, "rules.decision", study_uid=stable.study_uid,
+                    version=stable.version, rule=outcome.rule_name, action=outcome.action,
+                    profile=outcome.profile,
+                )
+            if any(o.action == "unmatched" for o in outcomes):
+                study = session.scalars(
+                    select(Study).where(Study.study_uid == stable.study_uid)
+                ).one()
+                study.admin_flag = "no routing rule matched"
+            session.commit()
+        log.info(
+            "study %s: %s", stable.study_uid,
+            ", ".join(f"{o.action} {o.rule_name or ''} {o.profile}".strip() for o in outcomes),
+        )
+
+    return on_stable
+
+
+def build_components(
+    settings: Settings, sessions: sessionmaker[Session], *, on_stable: OnStable | None = None,
+) -> list[Component]:
+    """Everything `radraft serve` runs, in start order."""
+    rules = rules_watcher(settings)
+    on_stable = on_stable or record_rule_decisions(sessions, rules)
+    components: list[Component] = [rules, DicomNode(settings, sessions, on_stable)]
+    # HL7 listener (radraft.ehr) and web console (radraft.worker.web) are appended here.
+    return components
+
+
+def serve(
+    settings: Settings, *, stop: threading.Event | None = None,
+    on_stable: OnStable | None = None,
+) -> None:
+    """Run until SIGTERM/SIGINT (or `stop` is set); components stop in reverse order."""
+    upgrade(settings.database_url)  # zero set-up on the embedded database; a no-op when current
+    engine = make_engine(settings.database_url, pool_size=10)
+    sessions = make_sessionmaker(engine)
+    stop = stop or threading.Event()
+
+    def _on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+    started: list[Component] = []
+    try:
+        for component in build_components(settings, sessions, on_stable=on_stable):
+            component.start()
+            started.append(component)
+            log.info("started %s", component.name)
+        stop.wait()
+    finally:
+        for component in reversed(started):
+            component.stop()
+            log.info("stopped %s", component.name)
+        engine.dispose()
