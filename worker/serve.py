@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -105,6 +106,10 @@ def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT (or `stop` is set); components stop in reverse order."""
     upgrade(settings.database_url)  # zero set-up on the embedded database; a no-op when current
+    # pynetdicom writes each received dataset to a temp file: keep those on the store's file
+    # system (rename into place is then atomic) and where a restart cleans them up.
+    (settings.data_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(settings.data_dir / "tmp")
     engine = make_engine(settings.database_url, pool_size=10)
     sessions = make_sessionmaker(engine)
     stop = stop or threading.Event()
