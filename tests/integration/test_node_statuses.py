@@ -1,0 +1,154 @@
+"""AE checks and failure statuses: reasons 3 and 7, private classes, 0xA900, 0xC000, 0xA700."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+from node_helpers import ct_phase_study, node_settings, running_node
+from pydicom import dcmread
+from pydicom.dataset import FileMetaDataset
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_file_meta_info
+from pydicom.uid import generate_uid
+from pynetdicom import AE, _config
+from pynetdicom.association import Association
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core.db import Instance, Study, make_engine, make_sessionmaker
+from radraft.core.db.migrate import upgrade
+from radraft.core.settings import Settings
+from radraft.dicom_node.node import DicomNode
+
+CT = "1.2.840.10008.5.1.4.1.1.2"
+SIEMENS_PRIVATE = "1.3.12.2.1107.5.9.1"  # Siemens CSA Non-Image Storage
+DEFLATE = "1.2.840.10008.1.2.1.99"
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path: Path) -> Iterator[tuple[str, sessionmaker[Session]]]:
+    """One SQLite database: these tests are about the DICOM layer, not the database."""
+    url = f"sqlite:///{tmp_path / 'node.db'}"
+    upgrade(url)
+    engine: Engine = make_engine(url)
+    yield url, make_sessionmaker(engine)
+    engine.dispose()
+
+
+def _associate(port: int, *, calling: str = "SCU", called: str = "RADRAFT",
+               contexts: tuple[tuple[str, str], ...] = ((CT, "1.2.840.10008.1.2.1"),),
+               ) -> Association:
+    ae = AE(ae_title=calling)
+    for abstract, syntax in contexts:
+        ae.add_requested_context(abstract, syntax)
+    return ae.associate("127.0.0.1", port, ae_title=called)
+
+
+def test_association_rejections(
+    tmp_path: Path, sqlite_sessions: tuple[str, sessionmaker[Session]],
+) -> None:
+    url, sessions = sqlite_sessions
+    port = free_port()
+    settings = node_settings(tmp_path / "d", url, port, allowed_calling_aets=["MODALITY1"])
+    with running_node(settings, sessions):
+        unknown = _associate(port, calling="STRANGER")
+        assert unknown.is_rejected
+        rj = unknown.acceptor.primitive
+        assert (rj.result, rj.result_source, rj.diagnostic) == (0x01, 0x01, 0x03)
+        wrong_called = _associate(port, calling="MODALITY1", called="NOTRADRAFT")
+        assert wrong_called.is_rejected
+        rj = wrong_called.acceptor.primitive
+        assert (rj.result, rj.result_source, rj.diagnostic) == (0x01, 0x01, 0x07)
+        allowed = _associate(port, calling="MODALITY1")
+        assert allowed.is_established
+        # maximum_pdu_size 0: the node announces "no limit".
+        assert allowed.acceptor.maximum_length == 0
+        allowed.release()
+
+
+def _raw_file(path: Path, *, sop_class: str, sop_uid: str, syntax: str, body: bytes) -> Path:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = sop_class, sop_uid
+    meta.TransferSyntaxUID = syntax
+    buffer = DicomBytesIO()
+    buffer.is_little_endian, buffer.is_implicit_VR = True, False
+    write_file_meta_info(buffer, meta)
+    path.write_bytes(b"\x00" * 128 + b"DICM" + buffer.getvalue() + body)
+    return path
+
+
+def test_statuses_for_private_mismatched_and_unparseable(
+    tmp_path: Path, sqlite_sessions: tuple[str, sessionmaker[Session]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url, sessions = sqlite_sessions
+    [good] = ct_phase_study(tmp_path / "s", phases=("A",), slices=1)
+    private = dcmread(good)
+    private.SOPClassUID, private.SOPInstanceUID = SIEMENS_PRIVATE, generate_uid()
+    private.file_meta.MediaStorageSOPClassUID = SIEMENS_PRIVATE
+    private.file_meta.MediaStorageSOPInstanceUID = private.SOPInstanceUID
+    private.save_as(tmp_path / "private.dcm")
+    # The command says one SOP Instance UID (from the file meta), the dataset another.
+    mismatched = dcmread(good)
+    mismatched.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    mismatched.save_as(tmp_path / "mismatch.dcm")
+    junk = _raw_file(tmp_path / "junk.dcm", sop_class=CT, sop_uid=generate_uid(),
+                     syntax=DEFLATE, body=os.urandom(64))
+
+    port = free_port()
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)  # send files as they are
+    with running_node(node_settings(tmp_path / "d", url, port), sessions):
+        assoc = _associate(port, contexts=(
+            (CT, "1.2.840.10008.1.2.1"), (SIEMENS_PRIVATE, "1.2.840.10008.1.2.1"), (CT, DEFLATE),
+        ))
+        assert assoc.is_established
+        assert assoc.send_c_store(tmp_path / "private.dcm").Status == 0x0000
+        assert assoc.send_c_store(tmp_path / "mismatch.dcm").Status == 0xA900
+        assert assoc.send_c_store(junk).Status == 0xC000
+        assert assoc.send_c_store(good).Status == 0x0000  # the association survived
+        assoc.release()
+    with sessions() as session:
+        classes = {i.sop_class_uid for i in session.scalars(select(Instance))}
+    assert classes == {CT, SIEMENS_PRIVATE}
+
+
+def test_out_of_space_purges_first_then_answers_a700(
+    tmp_path: Path, sqlite_sessions: tuple[str, sessionmaker[Session]],
+) -> None:
+    url, sessions = sqlite_sessions
+    old_files = ct_phase_study(tmp_path / "old", phases=("A",), slices=2)
+    [new_file] = ct_phase_study(tmp_path / "new", phases=("A",), slices=1)
+    port = free_port()
+    settings = node_settings(tmp_path / "d", url, port)
+    with running_node(settings, sessions):
+        assoc = _associate(port)
+        for path in old_files:
+            assert assoc.send_c_store(dcmread(path)).Status == 0x0000
+        assoc.release()
+    # Make the first study old, announced and without pending work: purgeable.
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    with sessions() as session:
+        session.execute(update(Study).values(
+            last_received_at=long_ago, last_image_at=long_ago, announced_at=long_ago,
+            announced_version="v",
+        ))
+        session.commit()
+    full = Settings(**{**settings.model_dump(), "dicom": {
+        **settings.dicom.model_dump(), "min_free_bytes": 1 << 60}})  # no disk is this large
+    node = DicomNode(full, sessions, lambda _s: None)
+    node.start()
+    try:
+        assoc = _associate(port)
+        assert assoc.send_c_store(dcmread(new_file)).Status == 0xA700
+        assoc.release()
+    finally:
+        node.stop()
+    with sessions() as session:
+        assert session.scalars(select(Study)).all() == []  # purged before refusing
+    assert not any((settings.dicom_dir).rglob("*.dcm"))
