@@ -61,9 +61,8 @@ def purgeable_studies(session: Session, policy: RetentionSettings, now: datetime
     received = (
         (Study.source == "received")
         & (Study.last_received_at < now - timedelta(days=policy.studies_days))
-        # Announced at its newest images: not waiting for stability or for a re-draft.
-        & Study.announced_at.is_not(None)
-        & or_(Study.last_image_at.is_(None), Study.last_image_at <= Study.announced_at)
+        # Announced with all its images: not waiting for stability or for a re-draft.
+        & (Study.announced_image_count == Study.image_count)
         & ~awaiting_job & ~pending_delivery
     )
     prior = (Study.source == "prior") & (

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
@@ -53,7 +53,10 @@ class StabilityMonitor:
                     Study.source == "received",
                     Study.last_image_at.is_not(None),
                     Study.last_image_at <= cutoff,
-                    or_(Study.announced_at.is_(None), Study.announced_at < Study.last_image_at),
+                    or_(
+                        Study.announced_image_count.is_(None),
+                        Study.image_count != Study.announced_image_count,
+                    ),
                 ).order_by(Study.last_image_at)
             ).all()
         for study_id in due:
@@ -67,45 +70,54 @@ class StabilityMonitor:
         return announced
 
     def _announce(self, study_id: int) -> StudyStable | None:
+        # Read a consistent snapshot, call back OUTSIDE any transaction (the callback writes
+        # to the same database), then record what was announced.
         with self.sessions() as session:
-            begin_write(session)
-            study = session.get(Study, study_id, with_for_update=True)
+            study = session.get(Study, study_id)
             if study is None:
                 return None  # purged meanwhile
             version, images, instances = study_version(session, study.id)
-            now = db_now(session)
-            if version == study.announced_version or images == 0:
-                # A re-send or a non-image object moved nothing: only mark it checked.
-                study.announced_at = now
-                session.commit()
-                return None
             stable = StudyStable(
                 study_uid=study.study_uid, version=version, instance_count=instances,
                 image_count=images, calling_aet=study.calling_aet,
                 first_received=study.first_received_at,
                 last_received=study.last_received_at,
             )
+            unchanged = version == study.announced_version
+        if not unchanged:
             self.on_stable(stable)
-            study.announced_version, study.announced_at = version, now
+        with self.sessions() as session:
+            begin_write(session)
+            now = db_now(session)
+            # Only the images of the snapshot count as announced: any image that arrived
+            # meanwhile keeps image_count ahead, so the study is due again.
+            session.execute(
+                update(Study).where(Study.id == study_id).values(
+                    announced_version=version, announced_at=now, announced_image_count=images,
+                )
+            )
+            if unchanged:
+                session.commit()
+                return None
             known = session.scalar(select(StudyAnnouncement.id).where(
-                StudyAnnouncement.study_uid == study.study_uid,
+                StudyAnnouncement.study_uid == stable.study_uid,
                 StudyAnnouncement.version == version,
             ))
             if known is None:  # else: purged and re-sent; the version was announced before
                 session.add(StudyAnnouncement(
-                    study_uid=study.study_uid, version=version, image_count=images,
+                    study_uid=stable.study_uid, version=version, image_count=images,
                     instance_count=instances, announced_at=now,
                 ))
             audit.record(
-                session, "study.stable", study_uid=study.study_uid, version=version,
+                session, "study.stable", study_uid=stable.study_uid, version=version,
                 images=images, instances=instances,
             )
             session.commit()
-            log.info(
-                "study %s stable: version %s, %d images, %d instances",
-                stable.study_uid, version[:12], images, instances,
-            )
-            return stable
+        log.info(
+            "study %s stable: version %s, %d images, %d instances",
+            stable.study_uid, version[:12], images, instances,
+        )
+        return stable
 
     def start(self) -> None:
         self._stop.clear()

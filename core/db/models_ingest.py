@@ -39,6 +39,9 @@ class Study(Base):
     image_count: Mapped[int] = mapped_column(default=0)
     announced_version: Mapped[str | None] = mapped_column(String(64), default=None)
     announced_at: Mapped[datetime | None] = mapped_column(default=None)
+    # image_count when the version was announced: a study is due again when image_count
+    # moves past it (a counter incremented in SQL, exact under concurrent receivers).
+    announced_image_count: Mapped[int | None] = mapped_column(default=None)
     # Set when something needs an admin (identity mismatch, no rule matched ...).
     admin_flag: Mapped[str] = mapped_column(String(256), default="")
 

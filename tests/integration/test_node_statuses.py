@@ -136,7 +136,7 @@ def test_out_of_space_purges_first_then_answers_a700(
     with sessions() as session:
         session.execute(update(Study).values(
             last_received_at=long_ago, last_image_at=long_ago, announced_at=long_ago,
-            announced_version="v",
+            announced_version="v", announced_image_count=Study.image_count,
         ))
         session.commit()
     full = Settings(**{**settings.model_dump(), "dicom": {

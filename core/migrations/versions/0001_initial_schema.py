@@ -136,6 +136,7 @@ def upgrade() -> None:
     sa.Column('image_count', sa.Integer(), nullable=False),
     sa.Column('announced_version', sa.String(length=64), nullable=True),
     sa.Column('announced_at', radraft.core.db.base.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('announced_image_count', sa.Integer(), nullable=True),
     sa.Column('admin_flag', sa.String(length=256), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_study')),
     sa.UniqueConstraint('study_uid', name=op.f('uq_study_study_uid'))
