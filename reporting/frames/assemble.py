@@ -1,0 +1,324 @@
+"""`build_frame_sequence`: a study and its priors as one grounded frame sequence."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+
+from radraft.core.errors import FrameError
+from radraft.core.settings import FrameRecipe
+from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
+from radraft.reporting.frames.classify import Label, ct_phase_from_image
+from radraft.reporting.frames.loading import read_frame_into
+from radraft.reporting.frames.render import (
+    Layout,
+    SliceScale,
+    resize_grey,
+    resize_rgb,
+    to_grey,
+    to_rgb,
+)
+from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study
+from radraft.reporting.frames.windows import Mapping, ct_window, percentile_mapping
+from radraft.reporting.sequence import (
+    Combine,
+    ExcludedSeries,
+    FrameRef,
+    FrameSequence,
+    Segment,
+)
+
+StudySource = Path | Sequence[Dataset]
+_HEAD = re.compile(r"head|brain|skull|cran|kopf|sch[äa]del", re.I)
+_CHEST = re.compile(r"chest|thorax|lung|thx", re.I)
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """One stack under one mapping: a segment before the budget."""
+
+    stack: LabelledStack
+    windows: tuple[str, ...]  # CT window names (3 when packed); () for percentile/colour
+    frames: int = 0
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _ct_windows(recipe: FrameRecipe, stack: LabelledStack) -> list[tuple[str, ...]]:
+    names = list(recipe.windows)
+    if names == ["auto"] or not names:
+        where = f"{stack.body_part} {stack.description} {stack.header.get('StudyDescription', '')}"
+        if _HEAD.search(where):
+            names = ["brain", "subdural", "bone"]
+        elif _CHEST.search(where):
+            names = ["lung", "mediastinum", "bone"]
+        else:
+            names = ["abdomen", "lung", "bone"]
+    for name in names:
+        ct_window(name)  # unknown names fail early, naming the window
+    if recipe.pack_windows:
+        if len(names) != 3:
+            raise FrameError(f"pack_windows needs exactly 3 windows, the recipe has {names}")
+        return [tuple(names)]
+    return [(name,) for name in names]
+
+
+def _included(recipe: FrameRecipe, stack: LabelledStack) -> bool:
+    if not recipe.series_include:
+        return True
+    text = f"{stack.label.text if stack.label else ''} {stack.description}"
+    return any(re.search(p, text, re.I) for p in recipe.series_include)
+
+
+def _candidates(recipe: FrameRecipe, studies: list[ScannedStudy],
+                excluded: list[ExcludedSeries]) -> list[_Candidate]:
+    out: list[_Candidate] = []
+    for scanned in studies:
+        for stack in scanned.stacks:
+            if not _included(recipe, stack):
+                excluded.append(ExcludedSeries(
+                    stack.study_uid, stack.series_uid, stack.description, stack.modality,
+                    "not in profile series_include", len(stack.stack.slices)))
+                continue
+            colour = stack.stack.first.samples == 3
+            if stack.modality == "CT" and not colour:
+                out.extend(_Candidate(stack, w) for w in _ct_windows(recipe, stack))
+            else:
+                out.append(_Candidate(stack, ()))
+    return out
+
+
+def _slabs(count: int, frames: int) -> list[list[int]]:
+    """Slice index groups, one per frame (before padding)."""
+    if frames >= count:
+        return [[i] for i in range(count)]
+    return [list(chunk) for chunk in np.array_split(np.arange(count), frames)]
+
+
+class _Renderer:
+    """Turns one stack's candidates into frames of the output array."""
+
+    def __init__(self, out: npt.NDArray[np.uint8], recipe: FrameRecipe,
+                 pool: ThreadPoolExecutor) -> None:
+        self.out = out
+        self.recipe = recipe
+        self.pool = pool
+        self.size = recipe.frame_size
+
+    def load(self, stack: LabelledStack, needed: list[int]) -> dict[int, npt.NDArray[Any]]:
+        first = stack.stack.first
+        rows, cols, samples = first.rows, first.columns, first.samples
+        dtype = first.stored_dtype if samples == 1 else np.dtype(np.uint8)
+        shape = (len(needed), rows, cols) + ((samples,) if samples > 1 else ())
+        buffer = np.empty(shape, dtype=dtype)
+        slices = stack.stack.slices
+
+        def read(pos: int) -> None:
+            sl = slices[needed[pos]]
+            read_frame_into(sl.inst, sl.frame, buffer[pos])
+
+        list(self.pool.map(read, range(len(needed))))
+        return {index: buffer[pos] for pos, index in enumerate(needed)}
+
+    def mapping_of(self, cand: _Candidate, pixels: dict[int, npt.NDArray[Any]]) -> list[Mapping]:
+        if cand.windows:
+            return [ct_window(w) for w in cand.windows]
+        slices = cand.stack.stack.slices
+        keys = sorted(pixels)[:: max(1, len(pixels) // 16)]
+        sample = [pixels[k][::4, ::4].astype(np.float32) * slices[k].slope + slices[k].intercept
+                  for k in keys]
+        return [percentile_mapping(np.stack(sample))]
+
+    def render(self, cand: _Candidate, slabs: list[list[int]], start: int,
+               pixels: dict[int, npt.NDArray[Any]], mappings: list[Mapping]) -> None:
+        stack = cand.stack.stack
+        first = stack.first
+        layout = Layout.fit(first.rows, first.columns, self.size)
+        invert = str(first.header.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+        combine = self.recipe.combine
+        letterboxed = (layout.height, layout.width) != (self.size, self.size)
+
+        def one(t: int) -> None:
+            slab = slabs[t]
+            if combine == "sample" and len(slab) > 1:
+                slab = [slab[len(slab) // 2]]
+            stored = np.stack([pixels[i] for i in slab])
+            frame = self.out[start + t]
+            if letterboxed:
+                frame.fill(0)
+            region = frame[layout.top:layout.top + layout.height,
+                           layout.left:layout.left + layout.width]
+            if first.samples == 3:
+                region[...] = resize_rgb(to_rgb(stored, combine), layout)
+                return
+            scales = [SliceScale(stack.slices[i].slope, stack.slices[i].intercept) for i in slab]
+            if len(mappings) == 3:
+                for channel, mapping in enumerate(mappings):
+                    grey = to_grey(stored, scales, mapping, combine, invert)
+                    region[..., channel] = resize_grey(grey, layout)
+            else:
+                grey = resize_grey(to_grey(stored, scales, mappings[0], combine, invert), layout)
+                region[...] = grey[..., None]
+
+        list(self.pool.map(one, range(len(slabs))))
+
+
+def _phase_from_pixels(stack: LabelledStack, pixels: dict[int, npt.NDArray[Any]]) -> Label:
+    keys = sorted(pixels)
+    middle = keys[len(keys) // 4: max(len(keys) // 4 + 1, 3 * len(keys) // 4)]
+    sl = stack.stack.slices
+    hu = np.concatenate([(pixels[k][::2, ::2].astype(np.float32) * sl[k].slope
+                          + sl[k].intercept).ravel() for k in middle])
+    return ct_phase_from_image(hu)
+
+
+def _mapping_name(cand: _Candidate, mappings: list[Mapping]) -> str:
+    if cand.windows:
+        return "+".join(cand.windows)
+    if cand.stack.stack.first.samples == 3:
+        return "colour"
+    return mappings[0].name
+
+
+def build_frame_sequence(
+    study: StudySource,
+    *,
+    priors: Sequence[StudySource] = (),
+    recipe: FrameRecipe | None = None,
+    max_frames: int | None = None,
+    token_budget: TokenBudget | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> FrameSequence:
+    """Turn a study folder (or datasets) and its priors into one grounded frame sequence.
+
+    `token_budget(height, width, frames_wanted)` returns how many frames of that size the
+    model backend accepts (see `budget.qwen_token_budget`).
+    """
+    recipe = recipe or FrameRecipe()
+    say = progress or (lambda _msg: None)
+    current = scan_study(study, is_prior=False, progress=progress)
+    prior_scans = [scan_study(p, is_prior=True, progress=progress) for p in priors]
+    excluded = list(current.excluded)
+    for scanned in prior_scans:
+        excluded.extend(scanned.excluded)
+    candidates = _candidates(recipe, [current, *prior_scans], excluded)
+    if not candidates:
+        raise FrameError(f"{_describe(study)}: no image series to turn into frames "
+                         f"({len(excluded)} excluded)")
+    cap = frame_cap(recipe.max_frames, max_frames, token_budget, recipe.frame_size)
+    cur = [c for c in candidates if not c.stack.is_prior]
+    pri = [c for c in candidates if c.stack.is_prior]
+    cur_frames, pri_frames = split_current_prior(
+        cap, [len(c.stack.stack.slices) for c in cur],
+        [len(c.stack.stack.slices) for c in pri], recipe.prior_share)
+    for cand, frames in zip([*cur, *pri], [*cur_frames, *pri_frames], strict=True):
+        cand.frames = frames
+        if frames == 0:
+            excluded.append(ExcludedSeries(
+                cand.stack.study_uid, cand.stack.series_uid, cand.stack.description,
+                cand.stack.modality, f"frame budget ({cap} frames) exhausted",
+                len(cand.stack.stack.slices)))
+    kept = [c for c in [*cur, *pri] if c.frames > 0]
+    total = sum(c.frames for c in kept)
+    size = recipe.frame_size
+    say(f"{total} frames of {size}×{size} from {len(kept)} segments")
+    pictures: npt.NDArray[np.uint8] = np.empty((total, size, size, 3), dtype=np.uint8)
+    segments: list[Segment] = []
+    refs: list[FrameRef] = []
+    by_stack: dict[int, list[_Candidate]] = {}
+    for cand in kept:
+        by_stack.setdefault(id(cand.stack), []).append(cand)
+    position = 0
+    with ThreadPoolExecutor(_workers()) as pool:
+        renderer = _Renderer(pictures, recipe, pool)
+        done = 0
+        for group in by_stack.values():
+            stack = group[0].stack
+            n = len(stack.stack.slices)
+            plans = [_slabs(n, c.frames) for c in group]
+            needed = sorted({i for plan in plans for slab in plan for i in (
+                [slab[len(slab) // 2]] if recipe.combine == "sample" else slab)})
+            pixels = renderer.load(stack, needed)
+            if stack.label is None:
+                stack.label = _phase_from_pixels(stack, pixels)
+            for cand, plan in zip(group, plans, strict=True):
+                mappings = renderer.mapping_of(cand, pixels)
+                renderer.render(cand, plan, position, pixels, mappings)
+                seg, seg_refs = _segment(cand, plan, position, len(segments),
+                                         _mapping_name(cand, mappings), recipe)
+                if seg.padded_frames:
+                    pictures[position + len(plan)] = pictures[position + len(plan) - 1]
+                segments.append(seg)
+                refs.extend(seg_refs)
+                position = seg.frame_stop
+                done += seg.frame_count
+            say(f"frames {done}/{total}")
+            del pixels
+    return FrameSequence(pictures, segments, refs, excluded,
+                         _metadata(current, prior_scans, recipe))
+
+
+def _segment(cand: _Candidate, plan: list[list[int]], start: int, index: int, mapping: str,
+             recipe: FrameRecipe) -> tuple[Segment, list[FrameRef]]:
+    stack = cand.stack
+    slices = stack.stack.slices
+    refs = []
+    for slab in plan:
+        centre = slices[slab[len(slab) // 2]]
+        used = [slab[len(slab) // 2]] if recipe.combine == "sample" else slab
+        refs.append(FrameRef(
+            stack.study_uid, stack.series_uid, centre.inst.sop_uid, centre.inst.sop_class,
+            centre.frame_number, stack.is_prior,
+            tuple((slices[i].inst.sop_uid, slices[i].frame_number) for i in used)))
+    padded = cand.frames - len(plan)
+    refs.extend([refs[-1]] * padded)
+    combine: Combine = "single" if len(plan) == len(slices) else recipe.combine
+    label = stack.label.text if stack.label else stack.modality
+    segment = Segment(
+        index=index, frame_start=start, frame_stop=start + cand.frames,
+        study_uid=stack.study_uid, series_uid=stack.series_uid, study_date=stack.study_date,
+        modality=stack.modality, series_description=stack.description, label=label,
+        plane=stack.stack.plane, mapping=mapping, combine=combine,
+        slices_in_stack=len(slices), is_prior=stack.is_prior, body_part=stack.body_part,
+        padded_frames=padded)
+    return segment, refs
+
+
+def _describe(source: StudySource) -> str:
+    return str(source) if isinstance(source, (str, Path)) else f"<{len(source)} datasets>"
+
+
+def _metadata(current: ScannedStudy, priors: list[ScannedStudy],
+              recipe: FrameRecipe) -> dict[str, Any]:
+    ds = current.first_header
+
+    def get(key: str) -> str:
+        return str(ds.get(key, "") or "").strip() if ds is not None else ""
+
+    return {
+        "study_uid": get("StudyInstanceUID"),
+        "study_date": get("StudyDate"),
+        "accession": get("AccessionNumber"),
+        "modality": get("Modality"),
+        "study_description": get("StudyDescription"),
+        "body_part": get("BodyPartExamined"),
+        "patient_id": get("PatientID"),
+        "patient_age": get("PatientAge"),
+        "patient_sex": get("PatientSex"),
+        "frame_size": recipe.frame_size,
+        "priors": [
+            {"study_uid": p.first_header.get("StudyInstanceUID", ""),
+             "study_date": p.first_header.get("StudyDate", "")}
+            for p in priors if p.first_header is not None],
+    }

@@ -1,0 +1,189 @@
+"""Slice geometry: per-frame position/orientation/rescale, coherent stacks, planes.
+
+Slices are ordered by their position along the slice normal (never by Instance Number).
+The normal's sign is canonical, so axial stacks run head → feet, coronal anterior →
+posterior and sagittal right → left whatever order the scanner wrote them in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydicom.dataset import Dataset
+
+from radraft.core.errors import FrameError
+from radraft.reporting.frames.loading import Instance
+
+# Modalities whose images are cross sections: their slices must carry geometry.
+CROSS_SECTIONAL = {"CT", "MR", "PT"}
+_ORIENTATION_DECIMALS = 3
+_POSITION_TOLERANCE_MM = 0.01
+
+
+@dataclass(frozen=True, slots=True)
+class Slice:
+    """One frame of one instance, with what is needed to place and rescale it."""
+
+    inst: Instance
+    frame: int  # 0-based index inside the instance
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    slope: float
+    intercept: float
+
+    @property
+    def frame_number(self) -> int | None:
+        return self.frame + 1 if self.inst.frame_count > 1 else None
+
+
+@dataclass(slots=True)
+class Stack:
+    """Slices of one series sharing orientation and size, sorted along the normal."""
+
+    slices: list[Slice]
+    plane: str
+    normal: tuple[float, float, float] | None
+    positions: list[float]  # distance along the normal, same order as slices
+
+    @property
+    def first(self) -> Instance:
+        return self.slices[0].inst
+
+
+def _functional(ds: Dataset, index: int, group: str, item: str) -> Any:
+    """`item` of functional group `group` for frame `index` (per-frame, then shared)."""
+    for seq_name in ("PerFrameFunctionalGroupsSequence", "SharedFunctionalGroupsSequence"):
+        seq = ds.get(seq_name)
+        if not seq:
+            continue
+        fg = seq[index] if seq_name.startswith("PerFrame") and index < len(seq) else seq[0]
+        inner = fg.get(group)
+        if inner and item in inner[0]:
+            return inner[0].get(item)
+    return None
+
+
+def _floats(value: Any, count: int, what: str, source: str) -> tuple[float, ...] | None:
+    if value is None or value == "":
+        return None
+    try:
+        numbers = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise FrameError(f"{source}: {what} {value!r} is not numeric") from None
+    if len(numbers) != count:
+        raise FrameError(f"{source}: {what} has {len(numbers)} values, expected {count}")
+    return numbers
+
+
+def slices_of(inst: Instance) -> list[Slice]:
+    """One Slice per frame, reading enhanced functional groups where present."""
+    ds = inst.header
+    out = []
+    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    for index in range(inst.frame_count):
+        if enhanced:
+            ipp = _functional(ds, index, "PlanePositionSequence", "ImagePositionPatient")
+            iop = _functional(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient")
+            slope = _functional(ds, index, "PixelValueTransformationSequence", "RescaleSlope")
+            intercept = _functional(
+                ds, index, "PixelValueTransformationSequence", "RescaleIntercept")
+        else:
+            ipp = iop = slope = intercept = None
+        ipp = ipp if ipp is not None else ds.get("ImagePositionPatient")
+        iop = iop if iop is not None else ds.get("ImageOrientationPatient")
+        slope = slope if slope is not None else ds.get("RescaleSlope", 1)
+        intercept = intercept if intercept is not None else ds.get("RescaleIntercept", 0)
+        position = _floats(ipp, 3, "Image Position (Patient)", inst.source)
+        try:
+            slope_f, intercept_f = float(slope or 1), float(intercept or 0)
+        except (TypeError, ValueError):
+            raise FrameError(f"{inst.source}: Rescale Slope/Intercept {slope!r}/{intercept!r} "
+                             "are not numbers") from None
+        out.append(Slice(
+            inst, index,
+            position if position is None else (position[0], position[1], position[2]),
+            _floats(iop, 6, "Image Orientation (Patient)", inst.source), slope_f, intercept_f))
+    return out
+
+
+def _normal(orientation: Sequence[float]) -> npt.NDArray[np.float64]:
+    row = np.asarray(orientation[:3], dtype=np.float64)
+    col = np.asarray(orientation[3:], dtype=np.float64)
+    normal = np.cross(row, col)
+    norm = float(np.linalg.norm(normal))
+    if norm < 1e-6:
+        raise ValueError("degenerate orientation")
+    normal /= norm
+    axis = int(np.argmax(np.abs(normal)))
+    # Canonical sign: axial head→feet (−z), coronal anterior→posterior (+y), sagittal R→L (+x).
+    wanted = -1.0 if axis == 2 else 1.0
+    if np.sign(normal[axis]) != wanted:
+        normal = -normal
+    return normal
+
+
+def plane_of(normal: npt.NDArray[np.float64]) -> str:
+    axis = int(np.argmax(np.abs(normal)))
+    if abs(normal[axis]) < 0.8:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def build_stacks(slices: list[Slice], modality: str) -> list[Stack]:
+    """Split one series' slices into coherent stacks and sort each along its normal."""
+    groups: dict[tuple[Any, ...], list[Slice]] = defaultdict(list)
+    unplaced: list[Slice] = []
+    for sl in slices:
+        if sl.position is None or sl.orientation is None:
+            if modality in CROSS_SECTIONAL:
+                frame = f" frame {sl.frame + 1}" if sl.inst.frame_count > 1 else ""
+                missing = "Image Position" if sl.position is None else "Image Orientation"
+                raise FrameError(f"{sl.inst.source}{frame}: {modality} slice without "
+                                 f"{missing} (Patient); cannot place it in its stack")
+            unplaced.append(sl)
+            continue
+        key = (tuple(round(v, _ORIENTATION_DECIMALS) for v in sl.orientation),
+               sl.inst.rows, sl.inst.columns, sl.inst.samples)
+        groups[key].append(sl)
+    stacks: list[Stack] = []
+    for key, members in groups.items():
+        try:
+            normal = _normal(key[0])
+        except ValueError:
+            raise FrameError(f"{members[0].inst.source}: Image Orientation (Patient) "
+                             f"{key[0]} has parallel row and column vectors") from None
+        distances = [float(np.dot(normal, sl.position)) for sl in members if sl.position]
+        order = sorted(range(len(members)), key=lambda i: distances[i])
+        # Duplicate positions (two acquisitions in one series): k-th copy → k-th stack.
+        layers: list[list[int]] = []
+        last: float | None = None
+        copy = 0
+        for i in order:
+            if last is not None and abs(distances[i] - last) <= _POSITION_TOLERANCE_MM:
+                copy += 1
+            else:
+                copy = 0
+            last = distances[i]
+            while len(layers) <= copy:
+                layers.append([])
+            layers[copy].append(i)
+        for layer in layers:
+            stacks.append(Stack(
+                [members[i] for i in layer], plane_of(normal),
+                (float(normal[0]), float(normal[1]), float(normal[2])),
+                [distances[i] for i in layer]))
+    if unplaced:
+        # Projection images (DX, CR, US...): their own order, one image per frame.
+        unplaced.sort(key=lambda s: (int(s.inst.header.get("InstanceNumber", 0) or 0), s.frame))
+        by_size: dict[tuple[int, int, int], list[Slice]] = defaultdict(list)
+        for sl in unplaced:
+            by_size[(sl.inst.rows, sl.inst.columns, sl.inst.samples)].append(sl)
+        for members in by_size.values():
+            stacks.append(Stack(members, "projection", None, [float(i) for i in
+                                                                  range(len(members))]))
+    return stacks

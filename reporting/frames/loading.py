@@ -1,0 +1,184 @@
+"""Header-only scanning of a study and pixel reads straight into caller buffers.
+
+Headers are parsed with Pixel Data deferred (its file offset kept); uncompressed little
+endian pixels are then read with one `readinto` into the caller's array. Compressed,
+big endian and deflated data go through pydicom's decoders, one frame at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.pixels.utils import pixel_array as decode_pixel_array
+from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+from radraft.core.errors import FrameError
+
+PIXEL_DATA = 0x7FE00010
+_NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
+
+
+@dataclass(slots=True)
+class Instance:
+    """One DICOM object: its header (no pixels) and where its pixels are."""
+
+    source: str  # file path, or "<dataset N>" for in-memory input
+    header: Dataset
+    path: Path | None
+    transfer_syntax: UID
+    pixel_offset: int | None  # file offset of native pixel data; None: decode via pydicom
+    pixel_length: int
+
+    @property
+    def sop_uid(self) -> str:
+        return str(self.header.get("SOPInstanceUID", ""))
+
+    @property
+    def sop_class(self) -> str:
+        return str(self.header.get("SOPClassUID", ""))
+
+    @property
+    def has_pixels(self) -> bool:
+        return self.pixel_length > 0 or "PixelData" in self.header
+
+    @property
+    def rows(self) -> int:
+        return int(self.header.get("Rows", 0) or 0)
+
+    @property
+    def columns(self) -> int:
+        return int(self.header.get("Columns", 0) or 0)
+
+    @property
+    def samples(self) -> int:
+        return int(self.header.get("SamplesPerPixel", 1) or 1)
+
+    @property
+    def frame_count(self) -> int:
+        raw = self.header.get("NumberOfFrames", 1)
+        try:
+            return max(int(raw or 1), 1)
+        except (TypeError, ValueError):
+            raise FrameError(f"{self.source}: Number of Frames {raw!r} is not a number") from None
+
+    @property
+    def stored_dtype(self) -> np.dtype[Any]:
+        bits = int(self.header.get("BitsAllocated", 16) or 16)
+        signed = int(self.header.get("PixelRepresentation", 0) or 0) == 1
+        if bits not in (8, 16, 32):
+            raise FrameError(f"{self.source}: Bits Allocated {bits} is not supported")
+        return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
+
+
+def _transfer_syntax(ds: Dataset) -> UID:
+    meta = getattr(ds, "file_meta", None)
+    ts = meta.get("TransferSyntaxUID") if meta is not None else None
+    if ts:
+        return UID(str(ts))
+    # No meta: pydicom guessed the encoding while parsing; native data follows it.
+    implicit, little = ds.original_encoding
+    if implicit and little:
+        return ImplicitVRLittleEndian
+    if little:
+        return ExplicitVRLittleEndian
+    return UID("1.2.840.10008.1.2.2")
+
+
+def read_header(path: Path) -> Instance | None:
+    """Parse one file's header; None when the file is not DICOM at all."""
+    try:
+        ds = pydicom.dcmread(path, defer_size=256)
+    except InvalidDicomError:
+        return None
+    except (OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        raise FrameError(f"{path}: unreadable DICOM header: {exc}") from exc
+    ts = _transfer_syntax(ds)
+    element = ds.get_item(PIXEL_DATA, keep_deferred=True)
+    offset: int | None = None
+    length = 0
+    if element is not None:
+        length = int(getattr(element, "length", 0) or 0)
+        tell = getattr(element, "value_tell", None)
+        native = ts in _NATIVE_LE and length != 0xFFFFFFFF
+        if native and tell is not None and getattr(element, "value", None) is None:
+            offset = int(tell)
+        if length == 0xFFFFFFFF:
+            length = 1  # encapsulated: present, length unknown until decoded
+    return Instance(str(path), ds, path, ts, offset, length)
+
+
+def from_dataset(ds: Dataset, index: int) -> Instance:
+    length = len(ds.PixelData) if "PixelData" in ds else 0
+    return Instance(f"<dataset {index}>", ds, None, _transfer_syntax(ds), None, length)
+
+
+def iter_files(root: Path) -> Iterable[Path]:
+    """Every regular file under `root` (any nesting, any name), in a stable order."""
+    if root.is_file():
+        yield root
+        return
+    if not root.is_dir():
+        raise FrameError(f"{root}: no such study folder")
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def scan(source: Path | Sequence[Dataset]) -> tuple[list[Instance], list[str]]:
+    """Headers of every object in a study folder or dataset list, and non-DICOM files."""
+    if isinstance(source, (str, Path)):
+        instances: list[Instance] = []
+        not_dicom: list[str] = []
+        for path in iter_files(Path(source)):
+            inst = read_header(path)
+            if inst is None:
+                not_dicom.append(str(path))
+            else:
+                instances.append(inst)
+        return instances, not_dicom
+    return [from_dataset(ds, i) for i, ds in enumerate(source)], []
+
+
+def read_frame_into(inst: Instance, frame: int, out: npt.NDArray[Any]) -> None:
+    """Stored values of frame `frame` (0-based) into `out` (rows × cols [× samples])."""
+    if inst.pixel_offset is not None and inst.path is not None and inst.samples == 1:
+        itemsize = inst.stored_dtype.itemsize
+        frame_bytes = inst.rows * inst.columns * itemsize
+        if out.dtype != inst.stored_dtype or not out.flags.c_contiguous:
+            raise FrameError(f"{inst.source}: internal buffer mismatch for frame {frame + 1}")
+        with open(inst.path, "rb") as fh:
+            fh.seek(inst.pixel_offset + frame * frame_bytes)
+            got = fh.readinto(out.data.cast("B"))
+        if got != frame_bytes:
+            raise FrameError(
+                f"{inst.source}: Pixel Data ends after {got} of {frame_bytes} bytes of frame "
+                f"{frame + 1} (truncated file)")
+        return
+    np.copyto(out, decode_frame(inst, frame), casting="unsafe")
+
+
+def decode_frame(inst: Instance, frame: int) -> npt.NDArray[Any]:
+    """One frame decoded by pydicom (any transfer syntax; colour converted to RGB)."""
+    src: Any = inst.path if inst.path is not None else inst.header
+    try:
+        if inst.path is not None:
+            arr = decode_pixel_array(src, index=frame if inst.frame_count > 1 else None)
+        else:
+            arr = inst.header.pixel_array
+            if inst.frame_count > 1:
+                arr = arr[frame]
+    except (ValueError, RuntimeError, NotImplementedError, AttributeError, KeyError,
+            OSError, EOFError, TypeError) as exc:
+        raise FrameError(f"{inst.source}: pixel data cannot be decoded "
+                         f"({inst.transfer_syntax.name}): {exc}") from exc
+    return np.asarray(arr)
