@@ -190,9 +190,20 @@ class PacsSettings(_Strict):
 
 
 def _default_profiles() -> dict[str, ProfileSettings]:
+    """Named frame recipes (reporting.frames); windows are CT presets, MR uses percentiles."""
+    def recipe(**fields: Any) -> ProfileSettings:
+        return ProfileSettings(frames=FrameRecipe(**fields))
+
     return {
-        "ct-generic": ProfileSettings(frames=FrameRecipe(windows=["abdomen", "lung", "bone"])),
-        "mr-generic": ProfileSettings(frames=FrameRecipe(windows=["auto"])),
+        "ct-generic": recipe(windows=["abdomen", "lung", "bone"]),
+        "ct-head": recipe(windows=["brain", "subdural", "bone"], max_frames=192),
+        "ct-stroke": recipe(windows=["stroke", "brain"], max_frames=128),
+        # Three windows packed as R/G/B of one frame (as MedGemma 1.5 reads CT).
+        "ct-chest": recipe(windows=["lung", "mediastinum", "bone"], pack_windows=True),
+        "ct-abdomen-multiphase": recipe(windows=["abdomen"], max_frames=256),
+        "ct-angio": recipe(windows=["angio"], combine="mip", max_frames=192),
+        "mr-brain": recipe(windows=["auto"], max_frames=256, prior_share=0.3),
+        "mr-generic": recipe(windows=["auto"]),
     }
 
 

@@ -50,6 +50,8 @@ class Segment:
     is_prior: bool
     body_part: str = ""
     padded_frames: int = 0
+    # Where the label came from: "description", "parameters", "timing", "image", ...
+    label_source: str = ""
 
     @property
     def frame_count(self) -> int:

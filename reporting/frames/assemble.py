@@ -291,7 +291,7 @@ def _segment(cand: _Candidate, plan: list[list[int]], start: int, index: int, ma
         modality=stack.modality, series_description=stack.description, label=label,
         plane=stack.stack.plane, mapping=mapping, combine=combine,
         slices_in_stack=len(slices), is_prior=stack.is_prior, body_part=stack.body_part,
-        padded_frames=padded)
+        padded_frames=padded, label_source=stack.label.source if stack.label else "")
     return segment, refs
 
 

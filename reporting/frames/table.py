@@ -26,7 +26,8 @@ def _mapping_text(mapping: str) -> str:
 def segment_line(seg: Segment) -> str:
     """'frames 0–63: CT abdomen, portal venous, 2026-11-20, abdomen window'."""
     what = f"{seg.modality} {seg.body_part.lower()}".rstrip()
-    parts = [what, seg.label, _date(seg.study_date), _mapping_text(seg.mapping)]
+    label = seg.label + (" (guessed from the image)" if seg.label_source == "image" else "")
+    parts = [what, label, _date(seg.study_date), _mapping_text(seg.mapping)]
     if seg.plane not in ("axial", ""):
         parts.insert(2, seg.plane)
     if seg.combine in _COMBINE_WORDS:
@@ -63,7 +64,8 @@ def segment_table_json(seq: FrameSequence) -> list[dict[str, Any]]:
             "label": seg.label, "plane": seg.plane, "mapping": seg.mapping,
             "combine": seg.combine, "slices_in_stack": seg.slices_in_stack,
             "is_prior": seg.is_prior, "body_part": seg.body_part,
-            "padded_frames": seg.padded_frames, "text": segment_line(seg),
+            "padded_frames": seg.padded_frames,
+            "label_source": seg.label_source, "text": segment_line(seg),
             "frames": [{"sop_instance_uid": r.sop_instance_uid, "frame_number": r.frame_number,
                         "sources": [list(s) for s in r.sources]} for r in refs],
         })

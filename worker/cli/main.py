@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from radraft.worker.cli import config_cmd, db_cmd, purge_cmd, rules_cmd, serve_cmd
+from radraft.worker.cli import frames_cmd
 from radraft.worker.cli.context import CliState
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app.add_typer(db_cmd.app, name="db")
 app.command("purge")(purge_cmd.purge)
 app.add_typer(rules_cmd.app, name="rules")
 app.command("serve")(serve_cmd.serve)
+app.command("frames")(frames_cmd.frames)
 
 
 def _version(value: bool) -> None:

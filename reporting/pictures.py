@@ -1,0 +1,84 @@
+"""Pictures of a frame sequence for people: a labelled contact sheet PNG and an MP4."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from radraft.core.errors import FrameError
+from radraft.reporting.frames.table import segment_line
+from radraft.reporting.sequence import FrameSequence
+
+_BACKGROUND = (24, 24, 28)
+_LABEL = (255, 214, 102)
+_INDEX = (160, 220, 255)
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def contact_sheet(
+    seq: FrameSequence, *, thumb: int = 128, columns: int = 12, max_per_segment: int = 24,
+) -> Image.Image:
+    """One band per segment: its table line, then up to `max_per_segment` frames (evenly
+    sampled), each with its frame index."""
+    title_h = 22
+    label_font, index_font = _font(14), _font(11)
+    bands = []
+    for seg in seq.segments:
+        count = seg.frame_count - seg.padded_frames
+        shown = np.unique(np.linspace(seg.frame_start, seg.frame_start + count - 1,
+                                      min(count, max_per_segment)).round().astype(int))
+        rows = -(-len(shown) // columns)
+        bands.append((seg, shown, rows))
+    width = columns * thumb
+    height = sum(title_h + rows * thumb for _, _, rows in bands) or thumb
+    sheet = Image.new("RGB", (width, height), _BACKGROUND)
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for seg, shown, rows in bands:
+        draw.text((4, y + 3), segment_line(seg).replace("–", "-"), fill=_LABEL, font=label_font)
+        y += title_h
+        for k, frame in enumerate(shown):
+            x0, y0 = (k % columns) * thumb, y + (k // columns) * thumb
+            tile = Image.fromarray(seq.frames[frame]).resize((thumb, thumb),
+                                                             Image.Resampling.BOX)
+            sheet.paste(tile, (x0, y0))
+            draw.text((x0 + 3, y0 + 2), str(frame), fill=_INDEX, font=index_font)
+        y += rows * thumb
+    return sheet
+
+
+def write_mp4(seq: FrameSequence, path: Path, *, fps: int = 8, label: bool = True) -> Path:
+    """An H.264 MP4 of every frame, each captioned with its segment's table line."""
+    if seq.frame_count == 0:
+        raise FrameError(f"{path}: an empty frame sequence cannot become a video")
+    height, width = seq.frames.shape[1:3]
+    # yuv420p needs even dimensions.
+    height, width = height - height % 2, width - width % 2
+    font = _font(max(10, width // 40))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "20", "preset": "veryfast"}
+        for seg in seq.segments:
+            caption = f"{seg.index}: {seg.label}, {seg.mapping}" + (" PRIOR" if seg.is_prior
+                                                                   else "")
+            for t in range(seg.frame_start, seg.frame_stop):
+                image = Image.fromarray(seq.frames[t, :height, :width])
+                if label:
+                    ImageDraw.Draw(image).text((6, 4), f"{t} · {caption}", fill=_LABEL,
+                                               font=font)
+                frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
+                for packet in stream.encode(frame):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
