@@ -156,29 +156,38 @@ def test_every_acknowledged_instance_survives_sigkill(tmp_path: Path, db_url: st
     }))
     log = tmp_path / "serve.log"
     acked: set[str] = set()
+    spawned: list[subprocess.Popen[bytes]] = []
+
+    def start() -> subprocess.Popen[bytes]:
+        spawned.append(_start_serve(config, log))
+        _wait_port(port, spawned[-1])
+        return spawned[-1]
+
     kills = 0
-    while kills < 6 and len(acked) < len(datasets):
-        process = _start_serve(config, log)
-        _wait_port(port, process)
-        sender = threading.Thread(target=_send_until_dropped, args=(port, datasets, acked))
-        sender.start()
-        time.sleep(rng.uniform(0.05, 0.6))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        kills += 1
-        sender.join(60)
-        assert not sender.is_alive()
-    assert kills >= 5, f"seed {seed}: the transfer finished before 5 kills"
-    # Finish the transfer, then restart once more so repair runs; stop cleanly.
-    process = _start_serve(config, log)
-    _wait_port(port, process)
-    _send_until_dropped(port, datasets, acked)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(30) == 0
-    process = _start_serve(config, log)
-    _wait_port(port, process)
-    process.send_signal(signal.SIGTERM)
-    process.wait(30)
+    try:
+        while kills < 6 and len(acked) < len(datasets):
+            process = start()
+            sender = threading.Thread(target=_send_until_dropped, args=(port, datasets, acked))
+            sender.start()
+            time.sleep(rng.uniform(0.05, 0.6))
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            kills += 1
+            sender.join(60)
+            assert not sender.is_alive()
+        assert kills >= 5, f"seed {seed}: the transfer finished before 5 kills"
+        # Finish the transfer, restart once more so repair runs; stop cleanly each time.
+        for finish in (True, False):
+            process = start()
+            if finish:
+                _send_until_dropped(port, datasets, acked)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(60) == 0, log.read_text()[-3000:]
+    finally:
+        for leftover in spawned:
+            if leftover.poll() is None:
+                leftover.kill()
+                leftover.wait()
 
     assert len(acked) == len(datasets), f"seed {seed}"
     from radraft.core.db import make_engine, make_sessionmaker

@@ -1,0 +1,1 @@
+"""Benchmarks: radraft beside a reference, in the same run (`python -m bench.<name>`)."""
