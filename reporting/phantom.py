@@ -205,6 +205,8 @@ def _base_dataset(
         ds.ScanningSequence = "SE"
         ds.SequenceVariant = "NONE"
         ds.MRAcquisitionType = "2D"
+        ds.ScanOptions = ""
+        ds.EchoTrainLength = 1
     return ds
 
 
@@ -273,6 +275,7 @@ def write_phantom_study(
         ds = base.copy()
         ds.SeriesInstanceUID = series_uid
         ds.SeriesNumber = number + (1 if include_localizer else 0)
+        ds.AcquisitionNumber = number
         ds.SeriesDescription = _DESCRIPTIONS.get(label, label) if modality == "CT" else label
         ds.ProtocolName = ds.SeriesDescription
         if modality == "CT":
@@ -335,6 +338,7 @@ def _write_localizer(
     ds = base.copy()
     ds.SeriesInstanceUID = series_uid
     ds.SeriesNumber = 1
+    ds.AcquisitionNumber = 1
     ds.SeriesDescription = "Topogram 0.6"
     ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
     ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
