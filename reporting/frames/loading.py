@@ -19,7 +19,12 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.pixels.utils import pixel_array as decode_pixel_array
-from pydicom.uid import UID, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 
 from radraft.core.errors import FrameError
 
@@ -171,8 +176,14 @@ def decode_frame(inst: Instance, frame: int) -> npt.NDArray[Any]:
     """One frame decoded by pydicom (any transfer syntax; colour converted to RGB)."""
     src: Any = inst.path if inst.path is not None else inst.header
     try:
-        if inst.path is not None:
-            arr = decode_pixel_array(src, index=frame if inst.frame_count > 1 else None)
+        if inst.path is not None and inst.frame_count > 1 and inst.transfer_syntax != (
+                DeflatedExplicitVRLittleEndian):
+            # Only this frame is decoded; the rest of the file stays on disk.
+            arr = decode_pixel_array(src, index=frame)
+        elif inst.path is not None:
+            arr = pydicom.dcmread(inst.path).pixel_array
+            if inst.frame_count > 1:
+                arr = arr[frame]
         else:
             arr = inst.header.pixel_array
             if inst.frame_count > 1:

@@ -11,6 +11,8 @@ _COMBINE_WORDS = {"average": "slab average", "mip": "MIP", "sample": "sampled"}
 
 
 def _date(value: str) -> str:
+    value = value.replace(".", "")
+    value = value.replace(".", "")  # ACR-NEMA style dates: 1997.04.24
     return f"{value[0:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value or "date ?"
 
 
