@@ -3,9 +3,10 @@
 Rule: the cap is the smaller of the recipe's `max_frames`, the caller's `max_frames` and
 what the backend's token budget allows at the frame size. Priors get `prior_share` of it
 (what they leave unused goes back to the current study, and vice versa). Inside a group,
-frames are shared in proportion to slice counts (water-filling: a segment never gets more
-frames than it has slices), rounded to even counts, at least 2 per segment; segments that
-cannot get 2 frames are dropped, last ones first, and listed as excluded.
+frames are shared in proportion to slice counts, so every segment is compressed by about
+the same factor (a segment never gets more frames than it has slices), rounded to even
+counts, at least 2 per segment; segments that cannot get 2 frames are dropped, last ones
+first, and listed as excluded.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def share(sizes: Sequence[int], budget: int) -> list[int]:
     needs = [_even_up(max(s, 1)) for s in sizes[:keep]]
     if sum(needs) <= budget:
         return needs + [0] * (count - keep)
-    # Water-filling on a continuous level, then even rounding with largest remainders.
+    # Proportional levels (capped at each need), then even rounding, largest remainders.
     remaining = float(budget)
     open_ids = list(range(keep))
     level = [0.0] * keep

@@ -147,14 +147,15 @@ def mr_sequence(ds: Dataset) -> Label:
     contrast = has_contrast_agent(ds) or _POST_CONTRAST.search(description) is not None
     post = " post-contrast" if contrast else ""
     b_value = ds.get("DiffusionBValue")
-    if "ADC" in image_type or re.search(r"\badc\b|apparent diff", description, re.I):
+    if "ADC" in image_type or re.search(r"(?<![a-z])adc(?![a-z])|apparent diff", description, re.I):
         return Label("ADC", "parameters" if "ADC" in image_type else "description")
     if b_value is not None or re.search(r"dwi|diffus|\btrace\b|\bep2d_diff", description, re.I):
         found = re.search(r"b\s*=?\s*(\d{2,4})", description, re.I)
         b = int(float(b_value)) if b_value is not None else (int(found.group(1)) if found else None)
         return Label(f"DWI b={b}" if b is not None else "DWI",
                      "parameters" if b_value is not None else "description")
-    if re.search(r"\bswi\b|swan|t2\*|t2star|\bgre\b|hemo|ffe", description, re.I) or \
+    if re.search(r"(?<![a-z])(swi|gre)(?![a-z])|swan|t2\*|t2star|hemo|ffe",
+                 description, re.I) or \
             "SWI" in image_type:
         return Label("SWI/T2*", "description")
     tr = _number(ds.get("RepetitionTime"))
