@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -75,12 +75,12 @@ def _study(session: Session, header: InstanceHeader, calling_aet: str, now: date
     return study
 
 
-def _series(session: Session, study: Study, header: InstanceHeader) -> Series:
+def _series(session: Session, study_id: int, header: InstanceHeader) -> Series:
     series = session.scalars(select(Series).where(Series.series_uid == header.series_uid)).first()
     if series is not None:
         return series
     series = Series(
-        study_id=study.id, series_uid=header.series_uid, modality=header.modality,
+        study_id=study_id, series_uid=header.series_uid, modality=header.modality,
         series_number=header.series_number, description=header.series_description,
         body_part=header.body_part,
     )
@@ -94,43 +94,70 @@ def _series(session: Session, study: Study, header: InstanceHeader) -> Series:
     return series
 
 
+class IndexCache:
+    """Per-process memory of study and series row ids: skips two lookups per instance.
+
+    Rows are only ever deleted by purge; a stale id makes the insert fail on its foreign
+    key, and the caller clears the cache and retries (see StoreHandler).
+    """
+
+    def __init__(self) -> None:
+        self.studies: dict[str, tuple[int, str, bool]] = {}  # uid -> (id, modalities, accession)
+        self.series: dict[str, int] = {}
+
+    def clear(self) -> None:
+        self.studies.clear()
+        self.series.clear()
+
+
 def index_instance(
     session: Session, header: InstanceHeader, path: Path, size: int, *, calling_aet: str,
-    uid_root: str,
+    uid_root: str, cache: IndexCache | None = None,
 ) -> IndexResult:
     """Add or refresh the rows for one stored instance (the caller commits).
 
     A second copy of a known SOP Instance UID replaces the first (last copy wins), is
     audited, and leaves the study's version and stability timer alone.
     """
+    cache = cache if cache is not None else IndexCache()
     now = db_now(session)
-    is_image = header.is_image(uid_root)
-    study = _study(session, header, calling_aet, now)
-    series = _series(session, study, header)
-    existing = session.scalars(select(Instance).where(Instance.sop_uid == header.sop_uid)).first()
-    changes: dict[str, object] = {
-        "last_received_at": now,
-        "modalities": _merge_modality(study.modalities, header.modality),
-    }
-    if not study.accession and header.accession:
+    known_study = cache.studies.get(header.study_uid)
+    if known_study is None:
+        study = _study(session, header, calling_aet, now)
+        known_study = (study.id, study.modalities, bool(study.accession))
+    study_id, modalities, has_accession = known_study
+    series_id = cache.series.get(header.series_uid)
+    if series_id is None:
+        series_id = _series(session, study_id, header).id
+    changes: dict[str, object] = {"last_received_at": now}
+    merged = _merge_modality(modalities, header.modality)
+    if merged != modalities:
+        changes["modalities"] = merged
+    if not has_accession and header.accession:
         changes["accession"] = header.accession
+        has_accession = True
+    cache.studies[header.study_uid] = (study_id, merged, has_accession)
+    cache.series[header.series_uid] = series_id
+    existing = session.execute(
+        select(Instance.id, Instance.path, Instance.receive_count, Instance.is_image)
+        .where(Instance.sop_uid == header.sop_uid)
+    ).first()
     if existing is not None:
-        old_path = existing.path
-        existing.path, existing.size = str(path), size
-        existing.transfer_syntax = header.transfer_syntax
-        existing.received_at, existing.receive_count = now, existing.receive_count + 1
-        if existing.study_id != study.id or existing.series_id != series.id:
-            log.warning("instance %s moved to another series or study", header.sop_uid)
-            existing.study_id, existing.series_id = study.id, series.id
-        _update_study(session, study.id, changes)
+        session.execute(update(Instance).where(Instance.id == existing.id).values(
+            path=str(path), size=size, transfer_syntax=header.transfer_syntax,
+            received_at=now, receive_count=Instance.receive_count + 1,
+            study_id=study_id, series_id=series_id,
+        ))
+        _update_study(session, study_id, changes)
         audit.record(
             session, "instance.duplicate", study_uid=header.study_uid, sop_uid=header.sop_uid,
             transfer_syntax=header.transfer_syntax, calling_aet=calling_aet,
-            receive_count=existing.receive_count, replaced_path=old_path,
+            receive_count=existing.receive_count + 1, replaced_path=existing.path,
         )
         return IndexResult(header.study_uid, new_instance=False, is_image=existing.is_image)
-    session.add(Instance(
-        study_id=study.id, series_id=series.id, sop_uid=header.sop_uid,
+    is_image = header.is_image(uid_root)
+    session.execute(insert(Instance).values(
+        study_id=study_id, series_id=series_id, sop_uid=header.sop_uid,
         sop_class_uid=header.sop_class_uid, transfer_syntax=header.transfer_syntax,
         path=str(path), size=size, is_image=is_image, instance_number=header.instance_number,
         received_at=now, receive_count=1,
@@ -141,7 +168,7 @@ def index_instance(
         changes["image_count"] = Study.image_count + 1
         # Only a NEW image restarts the stability timer (DESIGN.md "Identity").
         changes["last_image_at"] = now
-    _update_study(session, study.id, changes)
+    _update_study(session, study_id, changes)
     return IndexResult(header.study_uid, new_instance=True, is_image=is_image)
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 from pynetdicom import events as evt
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.dicom_node.disk import DiskGuard
@@ -20,8 +20,8 @@ from radraft.dicom_node.errors import (
     OutOfSpace,
     StoreRefused,
 )
-from radraft.dicom_node.header import read_header
-from radraft.dicom_node.index import begin_write, index_instance
+from radraft.dicom_node.header import InstanceHeader, read_header
+from radraft.dicom_node.index import IndexCache, IndexResult, begin_write, index_instance
 from radraft.dicom_node.storage import InstanceStore
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class StoreHandler:
         self.disk = disk
         self.uid_root = uid_root
         self._on_stored = on_stored
+        self.cache = IndexCache()
 
     def __call__(self, event: evt.Event) -> int | Dataset:
         """Status for one request; no exception may leave (it would end the association)."""
@@ -64,6 +65,18 @@ class StoreHandler:
             return STATUS_PROCESSING_FAILURE
         return STATUS_SUCCESS
 
+    def _index(
+        self, header: InstanceHeader, dest: Path, size: int, calling_aet: str,
+    ) -> IndexResult:
+        with self.sessions() as session:
+            begin_write(session)
+            result = index_instance(
+                session, header, dest, size, calling_aet=calling_aet, uid_root=self.uid_root,
+                cache=self.cache,
+            )
+            session.commit()
+        return result
+
     def store_one(self, received: Path, request: Any, calling_aet: str) -> None:
         size = os.path.getsize(received)
         if not self.disk.has_room(size):
@@ -74,12 +87,13 @@ class StoreHandler:
         )
         dest = self.store.path_for(header.study_uid, header.series_uid, header.sop_uid)
         self.store.place(received, dest)
-        with self.sessions() as session:
-            begin_write(session)
-            result = index_instance(
-                session, header, dest, size, calling_aet=calling_aet, uid_root=self.uid_root
-            )
-            session.commit()
+        try:
+            result = self._index(header, dest, size, calling_aet)
+        except IntegrityError:
+            # A cached study/series id went stale (purged meanwhile, or a row another
+            # receiving process created): forget the cache and index once more.
+            self.cache.clear()
+            result = self._index(header, dest, size, calling_aet)
         if self._on_stored is not None:
             self._on_stored(result.study_uid)
 
