@@ -165,7 +165,7 @@ def test_every_acknowledged_instance_survives_sigkill(tmp_path: Path, db_url: st
 
     kills = 0
     try:
-        while kills < 6 and len(acked) < len(datasets):
+        while kills < 5 and len(acked) < len(datasets):
             process = start()
             sender = threading.Thread(target=_send_until_dropped, args=(port, datasets, acked))
             sender.start()
