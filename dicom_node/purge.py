@@ -11,8 +11,8 @@ purge finishes them; it never leaves an unindexed file that index repair would r
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,7 +33,8 @@ from radraft.core.db import (
     make_sessionmaker,
 )
 from radraft.core.settings import RetentionSettings, Settings
-from radraft.dicom_node.storage import InstanceStore, fsync_dir, safe_name
+from radraft.dicom_node.index import begin_write
+from radraft.dicom_node.storage import InstanceStore, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -72,20 +73,28 @@ def purgeable_studies(session: Session, policy: RetentionSettings, now: datetime
 
 
 def _remove_files(session: Session, study: Study, store: InstanceStore) -> tuple[int, int]:
+    """Delete the study's indexed files, then its folders if they are empty.
+
+    Only indexed files go: a file renamed in by a concurrent C-STORE (its row not yet
+    committed) stays, and so does its folder.
+    """
     files = freed = 0
+    folders: set[Path] = set()
     for path_text, size in session.execute(
         select(Instance.path, Instance.size).where(Instance.study_id == study.id)
     ):
         path = Path(path_text)
+        folders.add(path.parent)
         if path.exists():
             path.unlink()
             files += 1
             freed += size
-    folder = store.root / safe_name(study.study_uid)
-    if folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
-        store.forget_dir(folder)
-        fsync_dir(store.root)
+    for folder in sorted(folders | {p.parent for p in folders}, key=lambda p: -len(p.parts)):
+        if folder.is_relative_to(store.root) and folder != store.root:
+            with contextlib.suppress(OSError):  # not empty: something new arrived
+                folder.rmdir()
+                store.forget_dir(folder)
+    fsync_dir(store.root)
     return files, freed
 
 
@@ -100,13 +109,17 @@ def purge(
         due = purgeable_studies(session, policy, now)
         candidates = [(s.id, s.study_uid, s.source) for s in due]
     for study_id, study_uid, source in candidates:
-        (report.priors if source == "prior" else report.studies).append(study_uid)
+        listed = report.priors if source == "prior" else report.studies
         if dry_run:
+            listed.append(study_uid)
             continue
         with sessions() as session:
-            study = session.get(Study, study_id)
-            if study is None:
-                continue
+            begin_write(session)
+            study = session.get(Study, study_id, with_for_update=True)
+            if study is None or study.last_received_at >= now - timedelta(
+                days=policy.priors_days if source == "prior" else policy.studies_days
+            ):
+                continue  # gone, or it received something since it was selected
             files, freed = _remove_files(session, study, store)
             report.files += files
             report.bytes_freed += freed
@@ -118,6 +131,7 @@ def purge(
                 bytes=freed,
             )
             session.commit()
+        listed.append(study_uid)
     with sessions() as session:
         old = now - timedelta(days=policy.outbox_days)
         condition = (

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,13 +35,12 @@ class StoreHandler:
 
     def __init__(
         self, store: InstanceStore, sessions: sessionmaker[Session], disk: DiskGuard,
-        *, uid_root: str, on_stored: Callable[[str], None] | None = None,
+        *, uid_root: str,
     ) -> None:
         self.store = store
         self.sessions = sessions
         self.disk = disk
         self.uid_root = uid_root
-        self._on_stored = on_stored
         self.cache = IndexCache()
 
     def __call__(self, event: evt.Event) -> int | Dataset:
@@ -88,14 +86,12 @@ class StoreHandler:
         dest = self.store.path_for(header.study_uid, header.series_uid, header.sop_uid)
         self.store.place(received, dest)
         try:
-            result = self._index(header, dest, size, calling_aet)
+            self._index(header, dest, size, calling_aet)
         except IntegrityError:
             # A cached study/series id went stale (purged meanwhile, or a row another
             # receiving process created): forget the cache and index once more.
             self.cache.clear()
-            result = self._index(header, dest, size, calling_aet)
-        if self._on_stored is not None:
-            self._on_stored(result.study_uid)
+            self._index(header, dest, size, calling_aet)
 
 
 def handle_echo(event: evt.Event) -> int:
