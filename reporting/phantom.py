@@ -61,6 +61,7 @@ _ORGANS = (
     _Organ("ivc", -22, 40, 11, 10, 0.1, 1.2),
     _Organ("aorta", 8, 40, 12, 12, -1.0, 2.0),
     _Organ("vertebra", 0, 85, 24, 22, -1.0, 2.0),
+    _Organ("cancellous", 0, 85, 20, 18, -1.0, 2.0),
     _Organ("canal", 0, 105, 8, 8, -1.0, 2.0),
 )
 
@@ -77,7 +78,8 @@ _HU: dict[str, tuple[int, int, int, int]] = {
     "portal_vein": (40, 80, 180, 120),
     "ivc": (40, 60, 150, 110),
     "aorta": (40, 320, 160, 110),
-    "vertebra": (250, 250, 250, 250),
+    "vertebra": (1000, 1000, 1000, 1000),
+    "cancellous": (230, 230, 230, 230),
     "canal": (20, 20, 20, 20),
 }
 # MR signal (arbitrary units) per organ for T1, T2, FLAIR-like contrasts.
@@ -85,7 +87,8 @@ _MR: dict[str, tuple[int, int, int]] = {
     "body": (900, 700, 600), "muscle": (350, 250, 300), "lung_r": (20, 30, 20),
     "lung_l": (20, 30, 20), "liver": (550, 300, 350), "spleen": (400, 600, 450),
     "kidney_r": (450, 650, 400), "kidney_l": (450, 650, 400), "portal_vein": (100, 800, 100),
-    "ivc": (100, 800, 100), "aorta": (80, 150, 80), "vertebra": (600, 450, 500),
+    "ivc": (100, 800, 100), "aorta": (80, 150, 80), "vertebra": (100, 80, 100),
+    "cancellous": (600, 450, 500),
     "canal": (150, 1200, 150),
 }
 

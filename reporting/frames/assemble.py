@@ -183,9 +183,10 @@ def _phase_from_pixels(stack: LabelledStack, pixels: dict[int, npt.NDArray[Any]]
     keys = sorted(pixels)
     middle = keys[len(keys) // 4: max(len(keys) // 4 + 1, 3 * len(keys) // 4)]
     sl = stack.stack.slices
-    hu = np.concatenate([(pixels[k][::2, ::2].astype(np.float32) * sl[k].slope
-                          + sl[k].intercept).ravel() for k in middle])
-    return ct_phase_from_image(hu)
+    step = max(1, max(stack.stack.first.rows, stack.stack.first.columns) // 128)
+    images = [pixels[k][::step, ::step].astype(np.float32) * np.float32(sl[k].slope)
+              + np.float32(sl[k].intercept) for k in middle[:: max(1, len(middle) // 8)]]
+    return ct_phase_from_image(images)
 
 
 def _mapping_name(cand: _Candidate, mappings: list[Mapping]) -> str:

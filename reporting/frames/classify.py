@@ -121,21 +121,49 @@ def ct_phase(ds: Dataset, first_contrast_s: float | None) -> Label | None:
     return None
 
 
-def ct_phase_from_image(hu: npt.NDArray[np.floating]) -> Label:
-    """Fallback: enhancing vessels (> 200 HU, < 600 HU) against enhancing parenchyma.
+def _dilate(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    grown = mask.copy()
+    grown[1:] |= mask[:-1]
+    grown[:-1] |= mask[1:]
+    grown[:, 1:] |= mask[:, :-1]
+    grown[:, :-1] |= mask[:, 1:]
+    return grown
 
-    Arterial: a small bright vascular population; portal venous: parenchyma near 100 HU
-    and vessels below 200; non-contrast: soft tissue stays below 70 HU.
+
+def _touching(seed: npt.NDArray[np.bool_], within: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """Pixels of `within` connected to `seed` (geodesic reconstruction by dilation)."""
+    region = seed & within
+    for _ in range(max(within.shape)):
+        grown = _dilate(region) & within
+        if np.array_equal(grown, region):
+            break
+        region = grown
+    return region
+
+
+def ct_phase_from_image(images: list[npt.NDArray[np.float32]]) -> Label:
+    """Fallback from HU images: the enhancing vessels' HU, bone set aside.
+
+    Pixels of 120–600 HU connected to bone (> 600 HU: cortex, with its cancellous
+    interior) are bone; the rest are vessels and enhancing organs. Their 99th percentile
+    is the aorta in the arterial phase (> 250 HU) and the portal vein / aorta in the portal
+    venous phase (130–250 HU); too few of them: non-contrast.
     """
-    soft = hu[(hu > -50) & (hu < 600)]
-    if soft.size == 0:
-        return Label("unknown phase", "image")
-    vessels = float(np.mean((soft > 200) & (soft < 600)))
-    parenchyma = float(np.median(soft[(soft > 0) & (soft < 200)])) if np.any(
-        (soft > 0) & (soft < 200)) else 0.0
-    if vessels > 0.004 and parenchyma < 90:
+    vessels: list[npt.NDArray[np.float32]] = []
+    body = 0
+    for hu in images:
+        bone = _dilate(hu > 600)
+        bright = (hu > 120) & (hu < 600)
+        candidates = bright & ~_touching(bone, bright | bone)
+        vessels.append(hu[candidates])
+        body += int(np.count_nonzero(hu > -300))
+    values = np.concatenate(vessels) if vessels else np.empty(0, np.float32)
+    if body == 0 or values.size < max(8, body // 500):
+        return Label("non-contrast", "image")
+    peak = float(np.percentile(values, 99))
+    if peak > 250:
         return Label("arterial", "image")
-    if parenchyma >= 85:
+    if peak > 130:
         return Label("portal venous", "image")
     return Label("non-contrast", "image")
 

@@ -54,14 +54,23 @@ def test_ct_phase_from_timing_and_contrast_agent() -> None:
     assert ct_phase(_ds(SeriesDescription="Body 1.0"), None) is None
 
 
-def test_ct_phase_from_image() -> None:
-    rng = np.random.default_rng(0)
-    liver_nc = rng.normal(55, 8, 10_000)
-    assert ct_phase_from_image(liver_nc).text == "non-contrast"
-    arterial = np.concatenate([rng.normal(70, 8, 10_000), rng.normal(320, 20, 300)])
-    assert ct_phase_from_image(arterial).text == "arterial"
-    portal = np.concatenate([rng.normal(115, 8, 10_000), rng.normal(170, 10, 300)])
-    assert ct_phase_from_image(portal).text == "portal venous"
+def _slice(aorta: float, liver: float) -> np.ndarray:
+    """64² HU image: body, liver, a vertebra (cortex + cancellous bone), the aorta."""
+    y, x = np.mgrid[0:64, 0:64]
+    hu = np.full((64, 64), -1000.0, dtype=np.float32)
+    hu[(x - 32) ** 2 / 900 + (y - 32) ** 2 / 600 <= 1] = 45
+    hu[(x - 22) ** 2 + (y - 26) ** 2 <= 64] = liver
+    hu[(x - 32) ** 2 + (y - 46) ** 2 <= 36] = 1000
+    hu[(x - 32) ** 2 + (y - 46) ** 2 <= 20] = 230
+    hu[(x - 34) ** 2 + (y - 34) ** 2 <= 4] = aorta
+    return hu
+
+
+@pytest.mark.parametrize(("aorta", "liver", "phase"), [
+    (40, 55, "non-contrast"), (320, 70, "arterial"), (170, 115, "portal venous")])
+def test_ct_phase_from_image_sets_bone_aside(aorta: float, liver: float, phase: str) -> None:
+    label = ct_phase_from_image([_slice(aorta, liver)] * 3)
+    assert (label.text, label.source) == (phase, "image")
 
 
 @pytest.mark.parametrize(("values", "reason"), [

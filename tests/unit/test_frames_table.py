@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pydicom
 
 from radraft.core.settings import FrameRecipe
 from radraft.reporting.frames import (
@@ -68,3 +69,19 @@ def test_mip_and_sample_combination(tmp_path: Path) -> None:
     assert len(sample.refs[0].sources) == 1
     assert sample.refs[0].sop_instance_uid == mip.refs[0].sop_instance_uid
     assert np.all(mip.frames >= sample.frames)
+
+
+def test_phase_guessed_from_pixels_when_metadata_is_silent(tmp_path: Path) -> None:
+    study = write_phantom_study(tmp_path / "c", slices=8, size=128)
+    datasets = []
+    for path in study.paths:
+        ds = pydicom.dcmread(path)
+        ds.SeriesDescription = "BODY 1.0"
+        if "ContrastBolusAgent" in ds:
+            del ds.ContrastBolusAgent
+        datasets.append(ds)
+    seq = build_frame_sequence(datasets, recipe=FrameRecipe(windows=["abdomen"],
+                                                            frame_size=32))
+    assert [(s.label, s.label_source) for s in seq.segments] == [
+        ("non-contrast", "image"), ("arterial", "image"), ("portal venous", "image")]
+    assert "arterial (guessed from the image)" in segment_table_text(seq)
