@@ -239,7 +239,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--slices", type=int, default=200, help="slices per phase (3 phases)")
     parser.add_argument("--pdus", default="16384,131072")
-    parser.add_argument("--processes", type=int, default=min(4, os.cpu_count() or 1),
+    parser.add_argument("--processes", type=int, default=4,
                         help="radraft dicom.receive_processes")
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "rd-bench")
     args = parser.parse_args()
