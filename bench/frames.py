@@ -38,7 +38,7 @@ def _study(slices: int, size: int) -> Path:
     from radraft.reporting.phantom import write_phantom_study
 
     root = CACHE / f"ct-{slices}x{size}"
-    marker = root / ".complete"
+    marker = CACHE / f".ct-{slices}x{size}.complete"  # outside the study folder
     if not marker.exists():
         print(f"generating 3 × {slices} slices of {size}² under {root} …", flush=True)
         write_phantom_study(root, slices=slices, size=size)

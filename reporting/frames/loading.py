@@ -8,7 +8,7 @@ big endian and deflated data go through pydicom's decoders, one frame at a time.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from radraft.core.errors import FrameError
 
 PIXEL_DATA = 0x7FE00010
 _NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
+_SCAN_PROGRESS_EVERY = 500
 
 
 @dataclass(slots=True)
@@ -139,12 +140,16 @@ def iter_files(root: Path) -> Iterable[Path]:
             yield Path(dirpath) / name
 
 
-def scan(source: Path | Sequence[Dataset]) -> tuple[list[Instance], list[str]]:
+def scan(
+    source: Path | Sequence[Dataset], progress: Callable[[str], None] | None = None,
+) -> tuple[list[Instance], list[str]]:
     """Headers of every object in a study folder or dataset list, and non-DICOM files."""
     if isinstance(source, (str, Path)):
         instances: list[Instance] = []
         not_dicom: list[str] = []
-        for path in iter_files(Path(source)):
+        for count, path in enumerate(iter_files(Path(source)), start=1):
+            if progress is not None and count % _SCAN_PROGRESS_EVERY == 0:
+                progress(f"{count} files read")
             inst = read_header(path)
             if inst is None:
                 not_dicom.append(str(path))

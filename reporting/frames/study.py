@@ -62,7 +62,7 @@ def scan_study(
     source: Path | Sequence[Dataset], *, is_prior: bool,
     progress: Callable[[str], None] | None = None,
 ) -> ScannedStudy:
-    instances, not_dicom = scan(source)
+    instances, not_dicom = scan(source, progress)
     if progress:
         progress(f"{'prior' if is_prior else 'study'}: {len(instances)} DICOM objects read")
     result = ScannedStudy()
