@@ -85,3 +85,19 @@ def test_phase_guessed_from_pixels_when_metadata_is_silent(tmp_path: Path) -> No
     assert [(s.label, s.label_source) for s in seq.segments] == [
         ("non-contrast", "image"), ("arterial", "image"), ("portal venous", "image")]
     assert "arterial (guessed from the image)" in segment_table_text(seq)
+
+
+def test_series_include_and_budget_exclusions_are_listed(tmp_path: Path) -> None:
+    study = write_phantom_study(tmp_path / "c", slices=6, size=32)
+    only_pv = build_frame_sequence(study.directory, recipe=FrameRecipe(
+        windows=["abdomen"], frame_size=32, series_include=["portal"]))
+    assert [s.label for s in only_pv.segments] == ["portal venous"]
+    assert sorted(e.reason for e in only_pv.excluded) == [
+        "not in profile series_include"] * 2
+    tight = build_frame_sequence(study.directory, recipe=FrameRecipe(
+        windows=["abdomen", "lung"], frame_size=32), max_frames=9)
+    # 6 segments, 8 frames (even): 4 segments of 2 frames, the last 2 listed as excluded.
+    assert [s.frame_count for s in tight.segments] == [2, 2, 2, 2]
+    budget = [e for e in tight.excluded if e.reason.startswith("frame budget")]
+    assert [e.series_uid for e in budget] == [study.series[2].series_uid] * 2
+    assert "frame budget (8 frames) exhausted" in segment_table_text(tight)
