@@ -127,7 +127,10 @@ def serve(
             component.start()
             started.append(component)
             log.info("started %s", component.name)
-        stop.wait()
+        # Wake up periodically: a signal delivered to another thread only runs its Python
+        # handler when the main thread executes bytecode, never inside a plain wait().
+        while not stop.wait(0.2):
+            pass
     finally:
         for component in reversed(started):
             component.stop()
