@@ -136,15 +136,15 @@ def build_frame_sequence(
     total = sum(c.frames for c in kept)
     size = recipe.frame_size
     say(f"{total} frames of {size}×{size} from {len(kept)} segments")
-    pictures = allocate_frames((total, size, size, 3))
     segments: list[Segment] = []
     refs: list[FrameRef] = []
     by_stack: dict[int, list[Candidate]] = {}
     for cand in kept:
         by_stack.setdefault(id(cand.stack), []).append(cand)
     position = 0
-    with ThreadPoolExecutor(_workers()) as pool:
-        renderer = StackRenderer(pictures, recipe, pool)
+    with ThreadPoolExecutor(_workers()) as pool, ThreadPoolExecutor(1) as allocator:
+        frames_future = allocator.submit(allocate_frames, (total, size, size, 3))
+        renderer = StackRenderer(frames_future, recipe, pool)
         done = 0
         for group in by_stack.values():
             stack = group[0].stack
@@ -173,12 +173,14 @@ def build_frame_sequence(
                 say(f"frames {done}/{total}")
 
             renderer.run(jobs, report)
+            pictures = renderer.out
             for seg in new_segments:
                 if seg.padded_frames:
                     last = seg.frame_stop - seg.padded_frames - 1
                     pictures[last + 1:seg.frame_stop] = pictures[last]
                     done += seg.padded_frames
             del pixels
+        pictures = frames_future.result()
     return FrameSequence(pictures, segments, refs, excluded,
                          _metadata(current, prior_scans, recipe))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mmap
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,9 +47,12 @@ def slabs(count: int, frames: int) -> list[list[int]]:
 class StackRenderer:
     """Turns one stack's candidates into frames of the output array."""
 
-    def __init__(self, out: npt.NDArray[np.uint8], recipe: FrameRecipe,
+    def __init__(self, frames: Future[npt.NDArray[np.uint8]], recipe: FrameRecipe,
                  pool: ThreadPoolExecutor) -> None:
-        self.out = out
+        # The output array arrives from another thread (its pages are being populated
+        # while the first stack loads); `run` waits for it.
+        self._frames = frames
+        self.out: npt.NDArray[np.uint8] = np.empty((0, 0, 0, 3), dtype=np.uint8)
         self.recipe = recipe
         self.pool = pool
         self.size = recipe.frame_size
@@ -127,6 +130,7 @@ class StackRenderer:
             report: Callable[[int], None]) -> None:
         """Frame t of every job in one task, so a slice is windowed while it is in cache."""
         longest = max(count for _, count in jobs)
+        self.out = self._frames.result()
 
         def task(t: int) -> int:
             done = 0
