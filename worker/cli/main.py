@@ -7,8 +7,7 @@ from pathlib import Path
 
 import typer
 
-from radraft.worker.cli import config_cmd, db_cmd, purge_cmd, rules_cmd, serve_cmd
-from radraft.worker.cli import frames_cmd
+from radraft.worker.cli import config_cmd, db_cmd, frames_cmd, purge_cmd, rules_cmd, serve_cmd
 from radraft.worker.cli.context import CliState
 
 app = typer.Typer(
