@@ -62,8 +62,8 @@ def _assert_sorted_along(seq: FrameSequence, positions: dict[str, np.ndarray],
 
 def _assert_pixels_match(seq: FrameSequence, study: PhantomStudy) -> None:
     """Each frame equals its cited file windowed: the map points at the right instance."""
-    by_sop = {sop: path for s in study.series for sop, path in zip(s.sop_uids, s.paths,
-                                                                    strict=True)}
+    by_sop = {str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID): path
+              for path in study.directory.rglob("*") if path.is_file()}
     for t, ref in enumerate(seq.refs):
         ds = pydicom.dcmread(by_sop[ref.sop_instance_uid])
         hu = ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope) + float(
@@ -85,6 +85,7 @@ def test_shuffled_instance_numbers_and_names(tmp_path: Path) -> None:
     assert order == list(study.series[-1].sop_uids)
     assert seq.segments[0].plane == "axial" and seq.segments[0].combine == "single"
     assert seq.segments[0].padded_frames == 1 and seq.frame_count == SLICES + 1
+    _assert_pixels_match(seq, study)
 
 
 def test_reversed_slice_order_from_datasets(tmp_path: Path) -> None:
@@ -131,6 +132,7 @@ def test_tilted_and_oblique_stacks(tmp_path: Path, axis: tuple[float, float, flo
     canonical = normal if np.sign(normal[axis_index]) == wanted else -normal
     distances = _assert_sorted_along(seq, _positions(study, seq), canonical)
     assert len(distances) == SLICES
+    _assert_pixels_match(seq, study)
 
 
 def test_mixed_orientations_split_into_stacks(tmp_path: Path) -> None:
@@ -150,6 +152,7 @@ def test_mixed_orientations_split_into_stacks(tmp_path: Path) -> None:
         normal = np.array([0, 0, -1.0]) if seg.plane == "axial" else np.array([0, 1.0, 0])
         _assert_sorted_along(seq, positions, normal, index)
     assert sum(seg.slices_in_stack for seg in seq.segments) == SLICES
+    _assert_pixels_match(seq, study)
 
 
 def test_duplicate_positions_become_two_stacks(tmp_path: Path) -> None:
@@ -166,6 +169,7 @@ def test_duplicate_positions_become_two_stacks(tmp_path: Path) -> None:
     for index in range(2):
         distances = _assert_sorted_along(seq, positions, np.array([0, 0, -1.0]), index)
         assert len(set(distances)) == SLICES
+    _assert_pixels_match(seq, study)
 
 
 def test_localizer_is_skipped_and_listed(tmp_path: Path) -> None:
