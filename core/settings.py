@@ -177,6 +177,9 @@ class JobSettings(_Strict):
     max_attempts: int = Field(3, ge=1)
     sweep_interval_s: float = Field(15.0, gt=0)
     time_limit_s: float = Field(1800.0, gt=0)
+    # A queued row whose wake-up was lost (embedded broker, failed publish) is re-sent after
+    # this long; a duplicate wake-up is harmless (claims check the attempts count).
+    redeliver_after_s: float = Field(300.0, gt=0)
 
 
 class PacsSettings(_Strict):

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import typer
 
-from radraft.worker.cli import config_cmd, db_cmd, frames_cmd, purge_cmd, rules_cmd, serve_cmd
+from radraft.worker.cli import (
+    config_cmd,
+    db_cmd,
+    frames_cmd,
+    purge_cmd,
+    rules_cmd,
+    serve_cmd,
+    worker_cmd,
+)
 from radraft.worker.cli.context import CliState
 
 app = typer.Typer(
@@ -20,6 +28,7 @@ app.command("purge")(purge_cmd.purge)
 app.add_typer(rules_cmd.app, name="rules")
 app.command("serve")(serve_cmd.serve)
 app.command("frames")(frames_cmd.frames)
+app.command("worker")(worker_cmd.worker)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,101 @@
+"""Gather a study and its priors from storage (and from the PACS when one is configured)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from radraft.core.db import Instance, Study
+from radraft.core.errors import DeliveryError, FrameError
+from radraft.core.settings import ProfileSettings, Settings
+from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
+
+log = logging.getLogger(__name__)
+
+
+def study_folder(session: Session, settings: Settings, study_uid: str) -> Path:
+    """The folder holding the study's stored instances (<store>/<study>/<series>/<sop>.dcm)."""
+    path = session.scalar(
+        select(Instance.path).join(Study, Study.id == Instance.study_id)
+        .where(Study.study_uid == study_uid, Instance.is_image.is_(True)).limit(1)
+    )
+    if path is None:
+        raise FrameError(f"study {study_uid}: no stored image instance")
+    stored = Path(path)
+    if not stored.is_absolute():
+        stored = settings.dicom_dir / stored
+    return stored.parent.parent
+
+
+def _window_start(study: Study, days: int) -> str:
+    try:
+        when = datetime.strptime(study.study_date, "%Y%m%d")
+    except ValueError:
+        return ""
+    return (when - timedelta(days=days)).strftime("%Y%m%d")
+
+
+def local_priors(
+    session: Session, settings: Settings, study: Study, profile: ProfileSettings,
+) -> list[Path]:
+    """Earlier studies of the same patient already in the store, newest first, at most N."""
+    if not study.patient_id or profile.max_priors == 0:
+        return []
+    earliest = _window_start(study, profile.prior_window_days)
+    rows = session.scalars(select(Study).where(
+        Study.patient_id == study.patient_id, Study.study_uid != study.study_uid,
+        Study.study_date <= study.study_date, Study.study_date >= earliest,
+    ).order_by(Study.study_date.desc())).all()
+    folders = []
+    for prior in rows[: profile.max_priors]:
+        try:
+            folders.append(study_folder(session, settings, prior.study_uid))
+        except FrameError:
+            continue
+    return folders
+
+
+def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> list[Path]:
+    """C-FIND the PACS for this patient's earlier studies (same modality, date window) and
+    C-GET the newest N into <data_dir>/priors/<study>/. Empty when no PACS is configured.
+
+    C-MOVE needs the PACS to know radraft's node as a destination: the moved instances then
+    arrive through the node (`pacs.retrieve: move`) and are found locally on the next draft.
+    """
+    pacs = settings.pacs
+    if not pacs.host or not study.patient_id or profile.max_priors == 0:
+        return []
+    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s)
+    earliest = _window_start(study, profile.prior_window_days)
+    latest = study.study_date
+    try:
+        found = find_studies(
+            peer, patient_id=study.patient_id,
+            date_range=f"{earliest}-{latest}" if earliest else "",
+        )
+    except DeliveryError as exc:
+        log.warning("study %s: prior C-FIND failed (%s); drafting without PACS priors",
+                    study.study_uid, exc)
+        return []
+    modalities = set(study.modalities.split("\\")) if study.modalities else set()
+    candidates = [
+        ds for ds in found
+        if str(ds.get("StudyInstanceUID", "")) != study.study_uid
+        and (not modalities or modalities & set(str(ds.get("ModalitiesInStudy", "")).split("\\")))
+    ]
+    candidates.sort(key=lambda ds: str(ds.get("StudyDate", "")), reverse=True)
+    folders = []
+    for ds in candidates[: profile.max_priors]:
+        uid = str(ds.StudyInstanceUID)
+        target = settings.data_dir / "priors" / uid
+        if pacs.retrieve == "get":
+            if not (target.exists() and any(target.iterdir())):
+                get_study(peer, uid, target)
+            folders.append(target)
+        else:
+            move_study(peer, uid, settings.dicom.ae_title)
+    return folders

@@ -1,0 +1,116 @@
+"""The sweeper: re-sends wake-ups for due rows and takes back expired leases.
+
+Runs as a loop thread in `radraft worker` (or `radraft worker --sweep-only`). Several
+sweepers at once are safe: every state change is a conditional UPDATE and claims check the
+attempts count, so a duplicate wake-up does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core import audit
+from radraft.core.db import Delivery, Job, db_now
+from radraft.core.settings import Settings
+from radraft.core.types import Priority
+from radraft.worker.enqueue import Enqueue, WakeUp
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+def _expire_leases(session: Session, now: datetime) -> int:
+    """Running jobs whose worker vanished: queued again, or failed past their cap."""
+    stale = session.scalars(select(Job).where(
+        Job.state == "running", Job.lease_until < now,
+    ).limit(BATCH)).all()
+    for job in stale:
+        if job.attempts >= job.max_attempts:
+            job.state = "failed"
+            job.finished_at = now
+            job.last_error = (job.last_error + "\n" if job.last_error else "") + (
+                f"worker {job.worker or '?'} lost the job {job.attempts} time(s): "
+                "attempts exhausted, an admin must look"
+            )
+            audit.record(session, "job.failed", study_uid=job.study_uid, job_id=job.id,
+                         reason="lease expired, attempts exhausted", attempts=job.attempts)
+        else:
+            job.state = "queued"
+            job.next_attempt_at = now
+            job.last_error = f"worker {job.worker or '?'} lost the job (lease expired)"
+            audit.record(session, "job.requeued", study_uid=job.study_uid, job_id=job.id,
+                         reason="lease expired", attempts=job.attempts)
+    return len(stale)
+
+
+def sweep_once(session: Session, settings: Settings) -> list[WakeUp]:
+    """Take back expired leases and collect the wake-ups for every due row (commits)."""
+    now = db_now(session)
+    _expire_leases(session, now)
+    later = now + timedelta(seconds=settings.jobs.redeliver_after_s)
+    wakes: list[WakeUp] = []
+    jobs = session.execute(select(Job.id, Job.attempts, Job.priority).where(
+        Job.state == "queued", Job.next_attempt_at <= now,
+    ).order_by(Job.next_attempt_at).limit(BATCH)).all()
+    for job_id, attempts, priority in jobs:
+        wakes.append(WakeUp("job", job_id, attempts, Priority(priority)))
+    if jobs:
+        session.execute(update(Job).where(Job.id.in_([j[0] for j in jobs]))
+                        .values(next_attempt_at=later))
+    deliveries = session.execute(select(Delivery.id, Delivery.attempts).where(
+        Delivery.state == "pending", Delivery.next_attempt_at <= now,
+    ).order_by(Delivery.next_attempt_at).limit(BATCH)).all()
+    for delivery_id, attempts in deliveries:
+        wakes.append(WakeUp("delivery", delivery_id, attempts))
+    if deliveries:
+        session.execute(update(Delivery).where(Delivery.id.in_([d[0] for d in deliveries]))
+                        .values(next_attempt_at=later))
+    session.commit()
+    return wakes
+
+
+class Sweeper:
+    """A daemon thread running `sweep_once` every `jobs.sweep_interval_s`."""
+
+    name = "sweeper"
+
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], enqueue: Enqueue,
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._enqueue = enqueue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="radraft-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def run_once(self) -> int:
+        with self._sessions() as session:
+            wakes = sweep_once(session, self._settings)
+        for wake in wakes:
+            self._enqueue(wake)
+        if wakes:
+            log.info("sweeper: re-sent %d wake-up(s)", len(wakes))
+        return len(wakes)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except (SQLAlchemyError, OSError):  # the loop outlives a database hiccup
+                log.exception("sweeper pass failed; retrying in %.0f s",
+                              self._settings.jobs.sweep_interval_s)
+            self._stop.wait(self._settings.jobs.sweep_interval_s)

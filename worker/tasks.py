@@ -1,0 +1,76 @@
+"""The Celery tasks. Each carries (row id, attempts) and is idempotent: a duplicate finds the
+row already claimed or settled and returns "not-due"."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core.db import make_engine, make_sessionmaker
+from radraft.core.settings import Settings
+from radraft.worker.draft_job import draft_job
+from radraft.worker.enqueue import DELIVER_TASK, DRAFT_TASK, Enqueue, celery_enqueue
+from radraft.worker.links import Links, load_links
+from radraft.worker.outbox import deliver as deliver_row
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ProcessState:
+    """Per worker process (created after the prefork fork, never shared across it)."""
+
+    pid: int
+    sessions: sessionmaker[Session]
+    enqueue: Enqueue
+    links: Links | None = None
+    backend: Any = None
+
+
+class WorkerResources:
+    """Engine, links and the model backend, built lazily once per process."""
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self._app = app
+        self._settings = settings
+        self._state: _ProcessState | None = None
+
+    def state(self) -> _ProcessState:
+        if self._state is None or self._state.pid != os.getpid():
+            engine = make_engine(self._settings.database_url, pool_size=2)
+            self._state = _ProcessState(
+                pid=os.getpid(), sessions=make_sessionmaker(engine),
+                enqueue=celery_enqueue(self._app),
+            )
+        return self._state
+
+    def drafting(self) -> tuple[Links, Any]:
+        state = self.state()
+        if state.links is None:
+            state.links = load_links()
+            # The model loads once per process (in-process weights, or an HTTP client).
+            state.backend = state.links.make_backend(self._settings)
+        return state.links, state.backend
+
+
+def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
+    """Register radraft.draft and radraft.deliver on `app`."""
+    resources = WorkerResources(app, settings)
+
+    @app.task(name=DRAFT_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def draft(job_id: int, attempts: int) -> str:
+        links, backend = resources.drafting()
+        state = resources.state()
+        return draft_job(state.sessions, settings, links, backend, job_id, attempts,
+                         state.enqueue)
+
+    @app.task(name=DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def deliver(delivery_id: int, attempts: int) -> str:
+        return deliver_row(resources.state().sessions, settings, delivery_id, attempts)
+
+    return resources
