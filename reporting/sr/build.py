@@ -1,0 +1,96 @@
+"""`build_outputs`: one draft to its DICOM objects (TID 2000 SR, TID 1500 SR, KOS)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from io import BytesIO
+
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
+
+from radraft.core.errors import OutputBuildError
+from radraft.core.settings import Settings
+from radraft.reporting.report_schema import DraftReport
+from radraft.reporting.sequence import FrameSequence
+from radraft.reporting.sr.common import (
+    BuildContext,
+    JobKey,
+    PredecessorRef,
+    choose_charset,
+    current_study_uid,
+)
+from radraft.reporting.sr.diagnostic import build_diagnostic_sr
+from radraft.reporting.sr.document import RequestInfo
+from radraft.reporting.sr.kos import build_kos
+from radraft.reporting.sr.measurement import build_measurement_report
+
+
+def dataset_to_bytes(ds: Dataset) -> bytes:
+    """A Part 10 file: file meta, explicit VR little endian (what the outbox stores)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = "RADRAFT_010"
+    ds.file_meta = meta
+    buffer = BytesIO()
+    ds.save_as(buffer, enforce_file_format=True, little_endian=True, implicit_vr=False)
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True, slots=True)
+class SrOutputs:
+    """The DICOM objects of one draft. `kos` is None when no finding cites a frame."""
+
+    sr: Dataset
+    tid1500: Dataset
+    kos: Dataset | None
+
+    def to_bytes(self) -> dict[str, bytes]:
+        """Each object as Part 10 bytes, keyed "sr", "tid1500", "kos" (when present)."""
+        out = {"sr": dataset_to_bytes(self.sr), "tid1500": dataset_to_bytes(self.tid1500)}
+        if self.kos is not None:
+            out["kos"] = dataset_to_bytes(self.kos)
+        return out
+
+
+def build_outputs(
+    report: DraftReport,
+    seq: FrameSequence,
+    sources: Sequence[Dataset],
+    *,
+    settings: Settings,
+    job_key: JobKey,
+    model_name: str,
+    model_version: str,
+    predecessor: PredecessorRef | None,
+    order: RequestInfo | None,
+    now: datetime | None = None,
+) -> SrOutputs:
+    """Build SR (TID 2000), TID 1500 report and KOS; UIDs derive from `job_key`.
+
+    `sources` are the headers of the current study's instances (and of cited priors when
+    at hand); `now` defaults to the current UTC time (content dates).
+    """
+    if not sources:
+        raise OutputBuildError("no source datasets: an SR needs the study's instances as evidence")
+    when = now or datetime.now(UTC)
+    if when.tzinfo is None:
+        raise OutputBuildError("`now` must be timezone-aware")
+    ctx = BuildContext(
+        settings=settings, job_key=job_key, model_name=model_name, model_version=model_version,
+        now=when, current_study_uid=current_study_uid(seq, sources), sources=tuple(sources),
+        charset=choose_charset(report, sources),
+    )
+    try:
+        sr = build_diagnostic_sr(report, seq, ctx, predecessor=predecessor, order=order)
+        tid1500 = build_measurement_report(report, seq, ctx, order=order)
+        kos = build_kos(report, seq, ctx, order=order)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise OutputBuildError(
+            f"building the SR for study {ctx.current_study_uid} failed: {exc}"
+        ) from exc
+    return SrOutputs(sr=sr, tid1500=tid1500, kos=kos)

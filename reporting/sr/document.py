@@ -1,0 +1,96 @@
+"""Document-level attributes every radraft SR/KO object carries beyond highdicom's defaults.
+
+Request context (Referenced Request Sequence), Issuer of Patient ID, local content times
+with the Timezone Offset From UTC, equipment and series description.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
+
+from radraft.reporting.sr.common import MANUFACTURER, SOFTWARE_VERSION, BuildContext
+
+
+class RequestInfo(Protocol):
+    """The order an output answers (ehr.outbound.OrderInfo satisfies it structurally)."""
+
+    @property
+    def accession(self) -> str: ...
+    @property
+    def placer_order_number(self) -> str: ...
+    @property
+    def filler_order_number(self) -> str: ...
+    @property
+    def requested_procedure_id(self) -> str: ...
+    @property
+    def procedure_code(self) -> str: ...
+    @property
+    def procedure_coding_system(self) -> str: ...
+    @property
+    def procedure_text(self) -> str: ...
+    @property
+    def patient_id(self) -> str: ...
+    @property
+    def patient_id_issuer(self) -> str: ...
+
+
+def requested_procedures(ctx: BuildContext, order: RequestInfo | None) -> list[Dataset] | None:
+    """Referenced Request Sequence: the order's accession, order numbers and procedure."""
+    source = ctx.sources[0]
+    accession = order.accession if order is not None else str(source.get("AccessionNumber", ""))
+    if order is None and not accession:
+        return None
+    item = Dataset()
+    item.StudyInstanceUID = ctx.current_study_uid
+    item.ReferencedStudySequence = DicomSequence()
+    item.AccessionNumber = accession
+    item.PlacerOrderNumberImagingServiceRequest = order.placer_order_number if order else ""
+    item.FillerOrderNumberImagingServiceRequest = order.filler_order_number if order else ""
+    item.RequestedProcedureID = (
+        order.requested_procedure_id if order else str(source.get("RequestedProcedureID", ""))
+    )
+    item.RequestedProcedureDescription = (
+        order.procedure_text if order else str(source.get("StudyDescription", ""))
+    )[:64]
+    codes = DicomSequence()
+    if order is not None and order.procedure_code:
+        code = Dataset()
+        code.CodeValue = order.procedure_code[:16]
+        code.CodingSchemeDesignator = order.procedure_coding_system or "L"
+        code.CodeMeaning = (order.procedure_text or order.procedure_code)[:64]
+        codes.append(code)
+    item.RequestedProcedureCodeSequence = codes
+    return [item]
+
+
+def finish_document(ds: Dataset, ctx: BuildContext, *, series_description: str,
+                    order: RequestInfo | None) -> None:
+    """Set what highdicom leaves out or sets to the host's clock."""
+    local = ctx.local_now
+    ds.ContentDate = local.strftime("%Y%m%d")
+    ds.ContentTime = local.strftime("%H%M%S")
+    ds.InstanceCreationDate = ds.ContentDate
+    ds.InstanceCreationTime = ds.ContentTime
+    ds.SeriesDate = ds.ContentDate
+    ds.SeriesTime = ds.ContentTime
+    ds.TimezoneOffsetFromUTC = ctx.timezone_offset
+    ds.SeriesDescription = series_description[:64]
+    ds.Manufacturer = MANUFACTURER
+    ds.ManufacturerModelName = ctx.model_name[:64]
+    ds.SoftwareVersions = [SOFTWARE_VERSION, ctx.model_version[:64]]
+    ds.InstitutionName = ctx.settings.site.name[:64]
+    issuer = str(ctx.sources[0].get("IssuerOfPatientID", ""))
+    if not issuer and order is not None and order.patient_id_issuer \
+            and order.patient_id == ds.PatientID:
+        issuer = order.patient_id_issuer
+    if issuer:
+        ds.IssuerOfPatientID = issuer[:64]
+    if "ClinicalTrialSponsorName" in ds:
+        # Copied from a source that may lack the module's other Type 2 attributes.
+        for keyword in ("ClinicalTrialProtocolID", "ClinicalTrialProtocolName",
+                        "ClinicalTrialSiteID", "ClinicalTrialSiteName"):
+            if keyword not in ds:
+                setattr(ds, keyword, "")
