@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import cast
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -110,6 +111,29 @@ class IndexCache:
         self.series.clear()
 
 
+# Statements built once: building them per instance cost more than running them.
+_INSTANCE = cast(Table, Instance.__table__)
+_STUDY = cast(Table, Study.__table__)
+_FIND_INSTANCE = select(
+    _INSTANCE.c.id, _INSTANCE.c.path, _INSTANCE.c.receive_count, _INSTANCE.c.is_image,
+).where(_INSTANCE.c.sop_uid == bindparam("sop_uid"))
+_ADD_INSTANCE = insert(_INSTANCE)
+_REFRESH_INSTANCE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id")).values(
+    path=bindparam("path"), size=bindparam("size"), transfer_syntax=bindparam("ts"),
+    received_at=bindparam("now"), receive_count=_INSTANCE.c.receive_count + 1,
+    study_id=bindparam("study"), series_id=bindparam("series"),
+)
+# Counters are incremented in SQL: concurrent associations must not lose an update.
+_TOUCH_STUDY = update(_STUDY).where(_STUDY.c.id == bindparam("study")).values(
+    last_received_at=bindparam("now"),
+)
+_ADD_TO_STUDY = _TOUCH_STUDY.values(instance_count=_STUDY.c.instance_count + 1)
+# Only a NEW image restarts the stability timer (DESIGN.md "Identity").
+_ADD_IMAGE_TO_STUDY = _ADD_TO_STUDY.values(
+    image_count=_STUDY.c.image_count + 1, last_image_at=bindparam("now"),
+)
+
+
 def index_instance(
     session: Session, header: InstanceHeader, path: Path, size: int, *, calling_aet: str,
     uid_root: str, cache: IndexCache | None = None,
@@ -129,26 +153,25 @@ def index_instance(
     series_id = cache.series.get(header.series_uid)
     if series_id is None:
         series_id = _series(session, study_id, header).id
-    changes: dict[str, object] = {"last_received_at": now}
+    rare: dict[str, object] = {}
     merged = _merge_modality(modalities, header.modality)
     if merged != modalities:
-        changes["modalities"] = merged
+        rare["modalities"] = merged
     if not has_accession and header.accession:
-        changes["accession"] = header.accession
+        rare["accession"] = header.accession
         has_accession = True
+    if rare:
+        session.execute(update(_STUDY).where(_STUDY.c.id == study_id).values(rare))
     cache.studies[header.study_uid] = (study_id, merged, has_accession)
     cache.series[header.series_uid] = series_id
-    existing = session.execute(
-        select(Instance.id, Instance.path, Instance.receive_count, Instance.is_image)
-        .where(Instance.sop_uid == header.sop_uid)
-    ).first()
+    connection = session.connection()
+    existing = connection.execute(_FIND_INSTANCE, {"sop_uid": header.sop_uid}).first()
     if existing is not None:
-        session.execute(update(Instance).where(Instance.id == existing.id).values(
-            path=str(path), size=size, transfer_syntax=header.transfer_syntax,
-            received_at=now, receive_count=Instance.receive_count + 1,
-            study_id=study_id, series_id=series_id,
-        ))
-        _update_study(session, study_id, changes)
+        connection.execute(_REFRESH_INSTANCE, {
+            "row_id": existing.id, "path": str(path), "size": size,
+            "ts": header.transfer_syntax, "now": now, "study": study_id, "series": series_id,
+        })
+        connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
         audit.record(
             session, "instance.duplicate", study_uid=header.study_uid, sop_uid=header.sop_uid,
             transfer_syntax=header.transfer_syntax, calling_aet=calling_aet,
@@ -156,27 +179,16 @@ def index_instance(
         )
         return IndexResult(header.study_uid, new_instance=False, is_image=existing.is_image)
     is_image = header.is_image(uid_root)
-    session.execute(insert(Instance).values(
-        study_id=study_id, series_id=series_id, sop_uid=header.sop_uid,
-        sop_class_uid=header.sop_class_uid, transfer_syntax=header.transfer_syntax,
-        path=str(path), size=size, is_image=is_image, instance_number=header.instance_number,
-        received_at=now, receive_count=1,
-    ))
-    # Counters are incremented in SQL: concurrent associations must not lose an update.
-    changes["instance_count"] = Study.instance_count + 1
-    if is_image:
-        changes["image_count"] = Study.image_count + 1
-        # Only a NEW image restarts the stability timer (DESIGN.md "Identity").
-        changes["last_image_at"] = now
-    _update_study(session, study_id, changes)
-    return IndexResult(header.study_uid, new_instance=True, is_image=is_image)
-
-
-def _update_study(session: Session, study_id: int, changes: dict[str, object]) -> None:
-    session.execute(
-        update(Study).where(Study.id == study_id).values(changes)
-        .execution_options(synchronize_session=False)
+    connection.execute(_ADD_INSTANCE, {
+        "study_id": study_id, "series_id": series_id, "sop_uid": header.sop_uid,
+        "sop_class_uid": header.sop_class_uid, "transfer_syntax": header.transfer_syntax,
+        "path": str(path), "size": size, "is_image": is_image,
+        "instance_number": header.instance_number, "received_at": now, "receive_count": 1,
+    })
+    connection.execute(
+        _ADD_IMAGE_TO_STUDY if is_image else _ADD_TO_STUDY, {"study": study_id, "now": now}
     )
+    return IndexResult(header.study_uid, new_instance=True, is_image=is_image)
 
 
 def begin_write(session: Session) -> None:
