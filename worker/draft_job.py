@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -20,13 +21,14 @@ from radraft.core.errors import (
     RadraftError,
 )
 from radraft.core.settings import Settings
+from radraft.reporting.sr import JobKey
 from radraft.worker.backoff import next_attempt
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.gather import local_priors, pacs_priors, study_folder
 from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.links import Links
 from radraft.worker.outbox import add_deliveries
-from radraft.worker.pipeline import DraftProduct, DraftRequest, run_draft
+from radraft.worker.pipeline import DraftProduct, DraftRequest, predecessor_ref, run_draft
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,39 @@ FINAL: tuple[type[Exception], ...] = (FrameError, OutputBuildError, ConfigError)
 CONTEXT_BUDGET_CHARS = 4000
 
 
-def job_key(job: Job) -> str:
-    return f"{job.study_uid}/{job.version}/{job.profile}"
+def job_key(job: Job) -> JobKey:
+    return (job.study_uid, job.version, job.profile)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """The order a draft answers, as reporting.sr's RequestInfo (no names, ids only)."""
+
+    accession: str
+    placer_order_number: str = ""
+    filler_order_number: str = ""
+    requested_procedure_id: str = ""
+    procedure_code: str = ""
+    procedure_coding_system: str = ""
+    procedure_text: str = ""
+    patient_id: str = ""
+    patient_id_issuer: str = ""
+    priority: str = "routine"
+
+
+def request_view(order: Order | None, study: Study) -> RequestView | None:
+    if order is None:
+        return RequestView(accession=study.accession, patient_id=study.patient_id,
+                           patient_id_issuer=study.issuer_of_patient_id) \
+            if study.accession else None
+    return RequestView(
+        accession=order.accession, placer_order_number=order.placer_order_number,
+        filler_order_number=order.filler_order_number,
+        requested_procedure_id=order.requested_procedure_id,
+        procedure_code=order.procedure_code, procedure_text=order.procedure_text,
+        patient_id=study.patient_id, patient_id_issuer=study.issuer_of_patient_id,
+        priority=order.priority,
+    )
 
 
 def _order(session: Session, study: Study) -> Order | None:
@@ -147,8 +180,9 @@ def draft_job(
             request = DraftRequest(
                 study=folder, priors=priors, profile_name=job.profile, profile=profile,
                 job_key=job_key(job), context_text=context,
-                predecessor=predecessor.sr_uid if predecessor else None,
-                order=_order(session, study), progress=progress,
+                predecessor=predecessor_ref(settings, job_key(job), predecessor.sr_uid)
+                if predecessor and predecessor.sr_uid else None,
+                order=request_view(_order(session, study), study), progress=progress,
             )
             product = run_draft(settings, links, request, backend)
         except FINAL as exc:

@@ -22,7 +22,6 @@ class Links:
     contact_sheet: Fn  # reporting.pictures
     build_prompt: Fn  # reporting.prompts
     make_backend: Fn  # reporting.model
-    build_outputs: Fn  # reporting.sr
     build_oru: Fn  # ehr.outbound
     build_ed_alert: Fn  # ehr.outbound
     render_text: Fn  # ehr.outbound
@@ -35,7 +34,6 @@ _WHERE = {
     "contact_sheet": "radraft.reporting.pictures",
     "build_prompt": "radraft.reporting.prompts",
     "make_backend": "radraft.reporting.model",
-    "build_outputs": "radraft.reporting.sr",
     "build_oru": "radraft.ehr.outbound",
     "build_ed_alert": "radraft.ehr.outbound",
     "render_text": "radraft.ehr.outbound",

@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from pydicom import dcmwrite
+from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 
 from radraft.core.settings import ProfileSettings, Settings
-from radraft.core.uids import control_id
+from radraft.core.uids import control_id, derived_uid
+from radraft.reporting.sr import JobKey, PredecessorRef, RequestInfo, build_outputs
 from radraft.worker.links import Links
 from radraft.worker.outbox import OutboxItem
 
@@ -52,10 +54,10 @@ class DraftRequest:
     priors: Sequence[Path]
     profile_name: str
     profile: ProfileSettings
-    job_key: str
+    job_key: JobKey  # (study UID, version, profile): output UIDs derive from it
     context_text: str = ""
-    predecessor: str | None = None  # the SR UID this draft supersedes
-    order: Any = None  # core.db.Order (or None without a database)
+    predecessor: PredecessorRef | None = None  # the SR this draft supersedes
+    order: RequestInfo | None = None
     progress: Callable[[str], None] | None = None
 
 
@@ -86,10 +88,23 @@ def model_is_remote(settings: Settings) -> bool:
     return False
 
 
-def _dataset_bytes(ds: Dataset) -> bytes:
-    buffer = BytesIO()
-    dcmwrite(buffer, ds, enforce_file_format=True)
-    return buffer.getvalue()
+def read_sources(study: Path) -> list[Dataset]:
+    """The headers of the study's instances (the SR's evidence), pixels left on disk."""
+    sources: list[Dataset] = []
+    for path in sorted(study.rglob("*.dcm")):
+        try:
+            sources.append(dcmread(path, stop_before_pixels=True))
+        except (InvalidDicomError, OSError) as exc:
+            log.warning("%s: not read as evidence (%s)", path, exc)
+    return sources
+
+
+def predecessor_ref(settings: Settings, job_key: JobKey, sr_uid: str) -> PredecessorRef:
+    """The earlier draft's SR; reporting.sr keeps one SR series per (study, profile), so
+    its series UID is derived the same way (BuildContext.series_uid)."""
+    study_uid, _version, profile = job_key
+    series = derived_uid(settings.site.uid_root, study_uid, profile, "sr", "series")
+    return PredecessorRef(sop_instance_uid=sr_uid, series_uid=series, study_uid=study_uid)
 
 
 def _segments_json(seq: Any) -> list[dict[str, Any]]:
@@ -127,35 +142,35 @@ def run_draft(
     model_name = str(getattr(result, "model_id", settings.model.name))
     with _timed(timings, "outputs"):
         note("outputs")
-        outputs = links.build_outputs(
-            report, seq, request.study, settings=settings, job_key=request.job_key,
+        sources = read_sources(request.study)
+        key = request.job_key
+        outputs = build_outputs(
+            report, seq, sources, settings=settings, job_key=key,
             model_name=model_name, model_version=str(getattr(result, "model_version", "")),
             predecessor=request.predecessor, order=request.order,
         )
         items = [
-            OutboxItem(kind, _dataset_bytes(ds), str(ds.SOPInstanceUID))
-            for kind, ds in (("sr", outputs.sr), ("tid1500", outputs.tid1500),
-                             ("kos", outputs.kos))
+            OutboxItem(kind, payload, str(ds.SOPInstanceUID))
+            for kind, payload, ds in (
+                (k, b, getattr(outputs, k)) for k, b in outputs.to_bytes().items()
+            )
         ]
         text = str(links.render_text(report))
         html = str(links.render_html(report))
-        oru_id = control_id(request.job_key, "oru")
-        items.append(OutboxItem("oru", _hl7_bytes(links.build_oru(
-            report, settings=settings, order=request.order, job_key=request.job_key,
-            metadata=seq.metadata,
-        )), oru_id))
+        hl7_args = {"settings": settings, "order": request.order, "job_key": key,
+                    "metadata": seq.metadata}
+        items.append(OutboxItem("oru", _hl7_bytes(links.build_oru(report, **hl7_args)),
+                                control_id(*key, "oru")))
         level = str(report.triage.level)
         if level in ("urgent", "critical"):
-            items.append(OutboxItem("alert", _hl7_bytes(links.build_ed_alert(
-                report, settings=settings, order=request.order, job_key=request.job_key,
-                metadata=seq.metadata,
-            )), control_id(request.job_key, "alert")))
-        items.append(OutboxItem("text", text.encode(), control_id(request.job_key, "text")))
-        items.append(OutboxItem("html", html.encode(), control_id(request.job_key, "html")))
+            items.append(OutboxItem("alert", _hl7_bytes(links.build_ed_alert(report, **hl7_args)),
+                                    control_id(*key, "alert")))
+        items.append(OutboxItem("text", text.encode(), control_id(*key, "text")))
+        items.append(OutboxItem("html", html.encode(), control_id(*key, "html")))
     with _timed(timings, "contact_sheet"):
         buffer = BytesIO()
         links.contact_sheet(seq).save(buffer, format="PNG")
-        items.append(OutboxItem("sheet", buffer.getvalue(), control_id(request.job_key, "sheet")))
+        items.append(OutboxItem("sheet", buffer.getvalue(), control_id(*key, "sheet")))
     return DraftProduct(
         report=report, model_name=model_name, prompt_sha256=str(prompt.sha256),
         frame_count=int(seq.frame_count), segments=_segments_json(seq), items=items,

@@ -1,0 +1,138 @@
+"""The draft task on real frames and real SR building, with stand-ins for the links that
+other packages publish (prompt, model, HL7 builders): one transaction writes the Draft,
+its outbox rows and the audit event; a new version re-drafts with the predecessor."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydicom import dcmread
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+from worker_helpers import index_folder, stable_of, worker_settings
+
+from radraft.core.db import AuditEvent, Delivery, Draft, Job
+from radraft.core.types import Priority
+from radraft.dicom_node.rules import RuleOutcome
+from radraft.reporting.frames import build_frame_sequence
+from radraft.reporting.phantom import write_phantom_study
+from radraft.reporting.pictures import contact_sheet
+from radraft.reporting.report_schema import DraftReport
+from radraft.worker.draft_job import draft_job
+from radraft.worker.enqueue import WakeUp
+from radraft.worker.jobs import create_jobs
+from radraft.worker.links import Links
+from radraft.worker.outbox import deliver
+
+REPORT = {
+    "exam": "CT abdomen", "technique": "portal venous", "comparison": "none",
+    "clinical_history": "test",
+    "findings": [{"system": "liver", "text": "stand-in finding", "severity": "minor",
+                  "finding_type": "SCT:52988006", "finding_site": "SCT:12738006",
+                  "frames": [1]}], "impression": [{"rank": 1, "text": "x"}],
+    "recommendations": [], "triage": {"level": "urgent", "reasons": ["test"]},
+    "limitations": "stand-in model",
+}
+
+
+@dataclass
+class _Prompt:
+    system: str
+    user: str
+    sha256: str
+
+
+@dataclass
+class _Result:
+    report: DraftReport
+    model_id: str = "stand-in"
+
+
+class _Backend:
+    def draft(self, seq: Any, prompt: _Prompt) -> _Result:
+        assert seq.frame_count > 0 and prompt.user
+        return _Result(DraftReport.model_validate(REPORT))
+
+
+def _prompt(seq: Any, *, context: str, profile_prompt: str, remote: bool) -> _Prompt:
+    user = f"{seq.frame_count} frames; {context}"
+    return _Prompt("system", user, hashlib.sha256(user.encode()).hexdigest())
+
+
+def _hl7(report: DraftReport, **kwargs: Any) -> bytes:
+    return f"MSH|^~\\&|RADRAFT|||||ORU^R01|{kwargs['job_key'][1]}|P|2.5.1\r".encode()
+
+
+def stand_in_links() -> Links:
+    return Links(
+        build_frame_sequence=build_frame_sequence, contact_sheet=contact_sheet,
+        build_prompt=_prompt, make_backend=lambda _s: _Backend(), build_oru=_hl7,
+        build_ed_alert=_hl7, render_text=lambda r: f"EXAM: {r.exam}",
+        render_html=lambda r: f"<p>{r.exam}</p>",
+    )
+
+
+@pytest.fixture(scope="module")
+def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("study")
+    write_phantom_study(out, slices=4, size=48, phases=["portal venous"])
+    return out
+
+
+def test_draft_writes_draft_outbox_and_audit_then_redrafts(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str, phantom_dir: Path,
+) -> None:
+    settings = worker_settings(tmp_path, db_url)
+    outcome = RuleOutcome("all", "draft", profile="ct-generic", priority=Priority.URGENT)
+    wakes: list[WakeUp] = []
+    with sessions() as session:
+        study = index_folder(session, phantom_dir)
+        [job_wake] = create_jobs(session, settings, stable_of(study), [outcome])
+        session.commit()
+    links = stand_in_links()
+    backend = _Backend()
+    assert draft_job(sessions, settings, links, backend, job_wake.row_id, 0,
+                     wakes.append) == "done"
+    # A duplicate wake-up for the same attempt does nothing.
+    assert draft_job(sessions, settings, links, backend, job_wake.row_id, 0,
+                     wakes.append) == "not-due"
+    with sessions() as session:
+        [draft] = session.scalars(select(Draft)).all()
+        kinds = sorted(session.scalars(select(Delivery.payload_kind)).all())
+        job = session.get(Job, job_wake.row_id)
+        assert job is not None and job.state == "done" and "frames" in job.timings
+        assert draft.sr_uid and draft.triage_level == "urgent" and draft.frame_count > 0
+        assert kinds == ["alert", "html", "kos", "oru", "sheet", "sr", "text", "tid1500"]
+        event = session.scalars(select(AuditEvent).where(
+            AuditEvent.kind == "draft.created")).one()
+        assert event.details["prompt_sha256"] == draft.prompt_sha256
+        assert event.details["model"] == "stand-in"
+    assert len(wakes) == len(kinds) and {w.kind for w in wakes} == {"delivery"}
+    for wake in wakes:
+        assert deliver(sessions, settings, wake.row_id, 0) == "delivered"
+    folder = tmp_path / "outbox" / study.study_uid
+    sr_file = folder / f"sr-{draft.sr_uid}.dcm"
+    assert dcmread(sr_file).SOPInstanceUID == draft.sr_uid
+    assert any(p.name.startswith("kos-") for p in folder.iterdir())
+    assert [p.read_text() for p in folder.glob("text-*.txt")] == ["EXAM: CT abdomen"]
+
+    # The study changes: the new version is drafted with the old SR as predecessor.
+    with sessions() as session:
+        [wake2] = create_jobs(session, settings, stable_of(study, "v2"), [outcome])
+        session.commit()
+    assert draft_job(sessions, settings, links, backend, wake2.row_id, 0, wakes.append) == "done"
+    with sessions() as session:
+        second = session.scalars(select(Draft).where(Draft.version == "v2")).one()
+        assert second.predecessor_id == draft.id and second.sr_uid != draft.sr_uid
+        payload = session.scalars(select(Delivery.payload).where(
+            Delivery.draft_id == second.id, Delivery.payload_kind == "sr")).one()
+    sr2 = dcmread(BytesIO(payload))
+    [pred] = sr2.PredecessorDocumentsSequence
+    assert pred.ReferencedSeriesSequence[0].ReferencedSOPSequence[0] \
+        .ReferencedSOPInstanceUID == draft.sr_uid
+    assert pred.ReferencedSeriesSequence[0].SeriesInstanceUID == sr2.SeriesInstanceUID
