@@ -130,6 +130,16 @@ def make_on_stable(
     return on_stable
 
 
+def celery_on_stable(
+    settings: Settings, sessions: sessionmaker[Session], rules: RulesWatcher,
+) -> Callable[[StudyStable], None]:
+    """`make_on_stable` publishing on the configured broker (what `radraft serve` runs)."""
+    from radraft.worker.celery_app import make_celery  # the Celery app only where it is used
+    from radraft.worker.enqueue import celery_enqueue
+
+    return make_on_stable(settings, sessions, rules, celery_enqueue(make_celery(settings)))
+
+
 def claim_job(
     session: Session, job_id: int, attempts: int, *, worker: str, lease_s: float,
 ) -> Job | None:

@@ -28,6 +28,7 @@ from radraft.core.settings import Settings
 from radraft.core.types import StudyStable
 from radraft.dicom_node.node import DicomNode
 from radraft.dicom_node.rules import RulesWatcher, facts_for_study
+from radraft.worker.jobs import celery_on_stable
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def build_components(
 ) -> list[Component]:
     """Everything `radraft serve` runs, in start order."""
     rules = rules_watcher(settings)
-    on_stable = on_stable or record_rule_decisions(sessions, rules)
+    on_stable = on_stable or celery_on_stable(settings, sessions, rules)
     components: list[Component] = [rules, DicomNode(settings, sessions, on_stable)]
     # HL7 listener (radraft.ehr) and web console (radraft.worker.web) are appended here.
     return components
