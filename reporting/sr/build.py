@@ -43,18 +43,23 @@ def dataset_to_bytes(ds: Dataset) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class SrOutputs:
-    """The DICOM objects of one draft. `kos` is None when no finding cites a frame."""
+    """The DICOM objects of one draft.
+
+    `tid1500` is None for a draft without findings, `kos` when no finding cites a frame.
+    """
 
     sr: Dataset
-    tid1500: Dataset
+    tid1500: Dataset | None
     kos: Dataset | None
 
+    def datasets(self) -> dict[str, Dataset]:
+        """The objects present, keyed "sr", "tid1500", "kos"."""
+        found = {"sr": self.sr, "tid1500": self.tid1500, "kos": self.kos}
+        return {name: ds for name, ds in found.items() if ds is not None}
+
     def to_bytes(self) -> dict[str, bytes]:
-        """Each object as Part 10 bytes, keyed "sr", "tid1500", "kos" (when present)."""
-        out = {"sr": dataset_to_bytes(self.sr), "tid1500": dataset_to_bytes(self.tid1500)}
-        if self.kos is not None:
-            out["kos"] = dataset_to_bytes(self.kos)
-        return out
+        """Each present object as Part 10 bytes, keyed like `datasets()`."""
+        return {name: dataset_to_bytes(ds) for name, ds in self.datasets().items()}
 
 
 def build_outputs(

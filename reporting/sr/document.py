@@ -77,6 +77,10 @@ def finish_document(ds: Dataset, ctx: BuildContext, *, series_description: str,
     ds.SeriesDate = ds.ContentDate
     ds.SeriesTime = ds.ContentTime
     ds.TimezoneOffsetFromUTC = ctx.timezone_offset
+    for equipment in ds.get("ContributingEquipmentSequence", []):
+        if equipment.get("ManufacturerModelName") == "highdicom":
+            # highdicom stamps its own contribution with the host clock: use the build time.
+            equipment.ContributionDateTime = local.strftime("%Y%m%d%H%M%S")
     ds.SeriesDescription = series_description[:64]
     ds.Manufacturer = MANUFACTURER
     ds.ManufacturerModelName = ctx.model_name[:64]

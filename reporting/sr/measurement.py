@@ -79,14 +79,30 @@ def _group(ctx: BuildContext, index: int, finding: Finding, cited: list[CitedIns
 
 
 def _library(ctx: BuildContext, cited: list[CitedInstance]) -> list[Dataset] | None:
-    """Cited images whose headers the caller passed (the image library needs them)."""
+    """Cited images whose headers the caller passed (the image library needs them).
+
+    An image whose descriptors highdicom cannot derive (an enhanced multi-frame object
+    keeps its spacing in functional groups) stays out of the library; the measurement
+    group still cites it.
+    """
     known = {str(ds.SOPInstanceUID): ds for ds in ctx.sources}
     images = [known[c.sop_instance_uid] for c in cited if c.sop_instance_uid in known]
-    return [ds for ds in images if "Rows" in ds] or None
+    return [ds for ds in images if "Rows" in ds and _describable(ds)] or None
+
+
+def _describable(ds: Dataset) -> bool:
+    try:
+        hd.sr.ImageLibraryEntryDescriptors(ds)
+    except (AttributeError, ValueError, TypeError):
+        return False
+    return True
 
 
 def build_measurement_report(report: DraftReport, seq: FrameSequence, ctx: BuildContext, *,
-                             order: RequestInfo | None) -> hd.sr.Comprehensive3DSR:
+                             order: RequestInfo | None) -> hd.sr.Comprehensive3DSR | None:
+    """The TID 1500 report, or None for a draft without findings (nothing to measure)."""
+    if not report.findings:
+        return None
     cited = cited_instances(report, seq)
     modality = str(ctx.sources[0].get("Modality", ""))
     groups = [
@@ -96,7 +112,7 @@ def build_measurement_report(report: DraftReport, seq: FrameSequence, ctx: Build
     content = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device_observer(ctx)),
         procedure_reported=PROCEDURES.get(modality, IMAGING_PROCEDURE),
-        imaging_measurements=groups or None,
+        imaging_measurements=groups,
         referenced_images=_library(ctx, cited),
     )
     sr = hd.sr.Comprehensive3DSR(
