@@ -51,7 +51,11 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
-        broker_transport_options={"visibility_timeout": settings.jobs.time_limit_s * 2},
+        # kombu's SQLAlchemy transport hands these to create_engine: the SQLite busy
+        # timeout (the file is already in WAL mode, set by radraft's own engine).
+        broker_transport_options=(
+            {"connect_args": {"timeout": 30}} if settings.embedded_broker else {}
+        ),
     )
     from radraft.worker.tasks import register_tasks
 

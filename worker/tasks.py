@@ -9,9 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import make_engine, make_sessionmaker
+from radraft.core.db import Job, make_engine, make_sessionmaker
+from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import DELIVER_TASK, DRAFT_TASK, Enqueue, celery_enqueue
@@ -64,8 +66,17 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
 
     @app.task(name=DRAFT_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def draft(job_id: int, attempts: int) -> str:
-        links, backend = resources.drafting()
         state = resources.state()
+        try:
+            links, backend = resources.drafting()
+        except ConfigError as exc:
+            # Not claimed: the job stays queued (the sweeper re-sends it) and says why.
+            with state.sessions() as session:
+                session.execute(update(Job).where(Job.id == job_id)
+                                .values(last_error=f"cannot draft: {exc}"))
+                session.commit()
+            log.error("job %d: cannot draft: %s", job_id, exc)
+            return "not-configured"
         return draft_job(state.sessions, settings, links, backend, job_id, attempts,
                          state.enqueue)
 
