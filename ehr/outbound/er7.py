@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -36,9 +37,25 @@ def components(*values: str) -> str:
     return "^".join(parts)
 
 
-def lines(text: str) -> list[str]:
-    """Non-empty lines of a text (TX values carry one line per repetition or row)."""
-    return [line.strip() for line in text.splitlines() if line.strip()]
+# OBX-5 holds at most 199 characters at hl7apy's STRICT level (it checks it as ST).
+LINE_LENGTH = 199
+
+
+def lines(text: str, limit: int = LINE_LENGTH) -> list[str]:
+    """Non-empty lines of a text, long ones wrapped at spaces so each escaped line fits."""
+    out: list[str] = []
+    for line in text.splitlines():
+        pending = textwrap.wrap(line.strip(), width=limit, break_on_hyphens=False)
+        while pending:
+            chunk = pending.pop(0)
+            if len(escape(chunk)) <= limit:
+                out.append(chunk)
+                continue
+            # Delimiters expand threefold when escaped: wrap this chunk narrower.
+            narrower = textwrap.wrap(chunk, width=max(1, len(chunk) * 2 // 3),
+                                     break_on_hyphens=False)
+            pending[:0] = narrower
+    return out
 
 
 def hl7_timestamp(moment: datetime, timezone: str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.core import Group, Message
@@ -25,6 +26,8 @@ REDRAFT_NOTICE = (
     "Re-draft: replaces the earlier AI draft for this order (the study gained new images)."
 )
 SENDING_APPLICATION = "RADRAFT"
+HD_LENGTH = 20  # HD namespace id (MSH-4, CX-4)
+ST_LENGTH = 199  # ST components (names, descriptions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,78 +51,105 @@ def start_result(
     if not order.accession and not (order.placer_order_number or order.filler_order_number):
         raise OutputBuildError("an HL7 result needs the order's accession or order numbers")
     stamp = hl7_timestamp(now, settings.site.timezone)
+    msg = Message("ORU_R01", version=HL7_VERSION, validation_level=VALIDATION_LEVEL.STRICT)
+    msh = msg.msh
+    put(msh, "msh_3", escape(SENDING_APPLICATION))
+    put(msh, "msh_4", fit(settings.site.name, HD_LENGTH))
+    if destination.receiving_application:
+        put(msh, "msh_5", escape(destination.receiving_application))
+    if destination.receiving_facility:
+        put(msh, "msh_6", escape(destination.receiving_facility))
+    put(msh, "msh_7", stamp)
+    put(msh, "msh_9", "ORU^R01^ORU_R01")
+    put(msh, "msh_10", control_id(*job_key, kind, destination.host, str(destination.port)))
+    put(msh, "msh_11", "P")
+    put(msh, "msh_12", HL7_VERSION)
+    if destination.charset:
+        put(msh, "msh_18", escape(destination.charset))
+    result = msg.add_group("ORU_R01_PATIENT_RESULT")
+    pat = result.add_group("ORU_R01_PATIENT")
+    pid = pat.pid
+    put(pid, "pid_1", "1")
+    put(pid, "pid_3", components(patient.patient_id, "", "", patient.assigning_authority, "MR"))
+    if patient.family_name or patient.given_name:
+        put(pid, "pid_5", "^".join((fit(patient.family_name, ST_LENGTH),
+                                    fit(patient.given_name, ST_LENGTH))).rstrip("^"))
+    if patient.birth_date:
+        put(pid, "pid_7", escape(patient.birth_date))
+    if patient.sex:
+        put(pid, "pid_8", escape(patient.sex))
+    pv1 = pat.add_group("ORU_R01_VISIT").pv1
+    put(pv1, "pv1_1", "1")
+    put(pv1, "pv1_2", escape(order.patient_class or "U"))
+    if order.location:
+        # PL-9 location description: the order's location as text, whatever its shape.
+        put(pv1, "pv1_3", "^" * 8 + fit(order.location, ST_LENGTH))
+    if order.visit_number:
+        put(pv1, "pv1_19", components(order.visit_number))
+    group = result.add_group("ORU_R01_ORDER_OBSERVATION")
+    orc = group.orc
+    put(orc, "orc_1", "RE")
+    if order.placer_order_number:
+        put(orc, "orc_2", components(order.placer_order_number))
+    if order.filler_order_number:
+        put(orc, "orc_3", components(order.filler_order_number))
+    put(orc, "orc_5", "IP")
+    obr = group.obr
+    put(obr, "obr_1", "1")
+    if order.placer_order_number:
+        put(obr, "obr_2", components(order.placer_order_number))
+    if order.filler_order_number:
+        put(obr, "obr_3", components(order.filler_order_number))
+    put(obr, "obr_4", "^".join((
+        escape(order.procedure_code or "IMG"),
+        fit(order.procedure_text or "Imaging study", ST_LENGTH),
+        escape(order.procedure_coding_system or "L"),
+    )))
+    put(obr, "obr_7", stamp)
+    if order.ordering_provider:
+        put(obr, "obr_16", order.ordering_provider)  # already ER7 components
+    put(obr, "obr_18", escape(order.accession))
+    if order.requested_procedure_id:
+        put(obr, "obr_19", escape(order.requested_procedure_id))
+    put(obr, "obr_22", stamp)
+    if order.modality:
+        put(obr, "obr_24", escape(order.modality))
+    put(obr, "obr_25", destination.result_status)
+    return MessageParts(msg, group)
+
+
+def put(segment: Any, field: str, value: str) -> None:
+    """Assign one field; a value its data type refuses is an error naming the field.
+
+    The message names the field and the length only: values may be PHI (names).
+    """
     try:
-        msg = Message("ORU_R01", version=HL7_VERSION, validation_level=VALIDATION_LEVEL.STRICT)
-        msh = msg.msh
-        msh.msh_3 = escape(SENDING_APPLICATION)
-        msh.msh_4 = escape(settings.site.name[:20])
-        if destination.receiving_application:
-            msh.msh_5 = escape(destination.receiving_application)
-        if destination.receiving_facility:
-            msh.msh_6 = escape(destination.receiving_facility)
-        msh.msh_7 = stamp
-        msh.msh_9 = "ORU^R01^ORU_R01"
-        msh.msh_10 = control_id(*job_key, kind, destination.host, str(destination.port))
-        msh.msh_11 = "P"
-        msh.msh_12 = HL7_VERSION
-        if destination.charset:
-            msh.msh_18 = escape(destination.charset)
-        result = msg.add_group("ORU_R01_PATIENT_RESULT")
-        pat = result.add_group("ORU_R01_PATIENT")
-        pat.pid.pid_1 = "1"
-        pat.pid.pid_3 = components(patient.patient_id, "", "", patient.assigning_authority, "MR")
-        if patient.family_name or patient.given_name:
-            pat.pid.pid_5 = components(patient.family_name, patient.given_name)
-        if patient.birth_date:
-            pat.pid.pid_7 = escape(patient.birth_date)
-        if patient.sex:
-            pat.pid.pid_8 = escape(patient.sex)
-        visit = pat.add_group("ORU_R01_VISIT")
-        visit.pv1.pv1_1 = "1"
-        visit.pv1.pv1_2 = escape(order.patient_class or "U")
-        if order.location:
-            visit.pv1.pv1_3 = components(order.location)
-        if order.visit_number:
-            visit.pv1.pv1_19 = components(order.visit_number)
-        group = result.add_group("ORU_R01_ORDER_OBSERVATION")
-        orc = group.orc
-        orc.orc_1 = "RE"
-        if order.placer_order_number:
-            orc.orc_2 = components(order.placer_order_number)
-        if order.filler_order_number:
-            orc.orc_3 = components(order.filler_order_number)
-        orc.orc_5 = "IP"
-        obr = group.obr
-        obr.obr_1 = "1"
-        if order.placer_order_number:
-            obr.obr_2 = components(order.placer_order_number)
-        if order.filler_order_number:
-            obr.obr_3 = components(order.filler_order_number)
-        obr.obr_4 = components(
-            order.procedure_code or "IMG", order.procedure_text or "Imaging study",
-            order.procedure_coding_system or "L",
-        )
-        obr.obr_7 = stamp
-        if order.ordering_provider:
-            obr.obr_16 = order.ordering_provider  # already ER7 components
-        obr.obr_18 = escape(order.accession)
-        if order.requested_procedure_id:
-            obr.obr_19 = escape(order.requested_procedure_id)
-        obr.obr_22 = stamp
-        if order.modality:
-            obr.obr_24 = escape(order.modality)
-        obr.obr_25 = destination.result_status
-        return MessageParts(msg, group)
+        setattr(segment, field, value)
     except HL7apyException as exc:
-        raise OutputBuildError(f"building the HL7 {kind} message failed: {exc}") from exc
+        name = field.upper().replace("_", "-")
+        raise OutputBuildError(
+            f"HL7 {name} does not fit its data type ({type(exc).__name__}, "
+            f"{len(value)} characters)"
+        ) from None
+
+
+def fit(text: str, limit: int) -> str:
+    """Free text escaped, shortened with "..." so the escaped form fits `limit` characters."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    cut = text[:limit]
+    while cut and len(escape(cut + "...")) > limit:
+        cut = cut[:-1]
+    return escape(cut + "...")
 
 
 def add_note(parts: MessageParts, set_id: int, text: str) -> None:
     """An NTE under the OBR (NTE-2 L: comment from the ancillary, i.e. radraft)."""
     nte = parts.order_group.add_segment("NTE")
-    nte.nte_1 = str(set_id)
-    nte.nte_2 = "L"
-    nte.nte_3 = escape(text)
+    put(nte, "nte_1", str(set_id))
+    put(nte, "nte_2", "L")
+    put(nte, "nte_3", escape(text))
 
 
 def add_observation(
@@ -129,16 +159,16 @@ def add_observation(
     """One OBX of type TX holding one line (a multi-line text takes consecutive sub-ids)."""
     obs = parts.order_group.add_group("ORU_R01_OBSERVATION")
     obx = obs.obx
-    obx.obx_1 = str(set_id)
-    obx.obx_2 = "TX"
-    obx.obx_3 = components(*code)
-    obx.obx_4 = str(sub_id)
-    obx.obx_5 = escape(text)
+    put(obx, "obx_1", str(set_id))
+    put(obx, "obx_2", "TX")
+    put(obx, "obx_3", components(*code))
+    put(obx, "obx_4", str(sub_id))
+    put(obx, "obx_5", escape(text))
     if abnormal_flag:
-        obx.obx_8 = abnormal_flag
-    obx.obx_11 = status
+        put(obx, "obx_8", abnormal_flag)
+    put(obx, "obx_11", status)
     if now:
-        obx.obx_14 = now
+        put(obx, "obx_14", now)
 
 
 def finish(parts: MessageParts, destination: Hl7Destination) -> bytes:
@@ -147,5 +177,8 @@ def finish(parts: MessageParts, destination: Hl7Destination) -> bytes:
         parts.message.validate()
         er7 = parts.message.to_er7()
     except HL7apyException as exc:
-        raise OutputBuildError(f"the HL7 message does not validate: {exc}") from exc
+        # hl7apy's message may quote field values (PHI): name the failure kind only.
+        raise OutputBuildError(
+            f"the HL7 message does not validate against 2.5.1 ({type(exc).__name__})"
+        ) from None
     return encode(er7 + "\r", destination.charset)

@@ -3,6 +3,7 @@ field by field by a parser no one here wrote (the PyPI package `hl7`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from typing import Any
 
@@ -203,3 +204,27 @@ def test_unsupported_alert_message_type_is_refused() -> None:
     with pytest.raises(OutputBuildError, match="ADT"):
         build_ed_alert(_draft("critical"), order=ORDER, patient=PATIENT, settings=SETTINGS,
                        destination=odd, job_key=KEY, now=NOW)
+
+
+def test_long_texts_are_wrapped_and_long_descriptions_shortened() -> None:
+    words = ("segment | VII ^ lesion & rim ~ enhancing \\ " * 20).strip()[:600]
+    draft = _draft(findings=[{"system": "liver", "text": words, "severity": "significant",
+                              "finding_type": "SCT:52988006", "finding_site": "SCT:10200004"}])
+    order = dataclasses.replace(ORDER, procedure_text="T" * 256)
+    msg = _validated(build_oru(draft, order=order, patient=PATIENT, settings=SETTINGS,
+                               destination=RIS, job_key=KEY, redraft=False, now=NOW), "utf-8")
+    rows = [r for r in _obx(msg) if str(r[3][0][0]) == "59776-5"]
+    assert len(rows) > 1
+    assert all(len(str(r[5])) <= 199 and str(r[8]) == "A" for r in rows)
+    assert [str(r[4]) for r in rows] == [str(i) for i in range(1, len(rows) + 1)]
+    joined = " ".join(msg.unescape(str(r[5])) for r in rows)
+    assert joined.split() == f"liver: {words}".split()
+    assert str(msg.segment("OBR")[4][0][1]) == "T" * 196 + "..."
+
+
+def test_identifier_too_long_for_its_type_is_named_not_quoted() -> None:
+    patient = PatientInfo("MRN123", "AUTHORITY-WITH-A-VERY-LONG-NAME", "Secret", "Name")
+    with pytest.raises(OutputBuildError, match="PID-3") as caught:
+        build_oru(_draft(), order=ORDER, patient=patient, settings=SETTINGS, destination=RIS,
+                  job_key=KEY, redraft=False, now=NOW)
+    assert "AUTHORITY" not in str(caught.value) and "Secret" not in str(caught.value)
