@@ -6,21 +6,22 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
-from radraft.core.db import Delivery, Draft, Job, Order, Study, db_now
+from radraft.core.db import Delivery, Draft, Job, Order, Patient, Study, db_now
 from radraft.core.errors import (
     ConfigError,
     FrameError,
     OutputBuildError,
     RadraftError,
 )
-from radraft.core.settings import Settings
+from radraft.core.settings import Hl7Destination, Settings
+from radraft.core.types import Priority
+from radraft.ehr.outbound import OrderInfo, PatientInfo
 from radraft.reporting.sr import JobKey
 from radraft.worker.backoff import next_attempt
 from radraft.worker.enqueue import Enqueue, WakeUp
@@ -43,44 +44,50 @@ def job_key(job: Job) -> JobKey:
     return (job.study_uid, job.version, job.profile)
 
 
-@dataclass(frozen=True, slots=True)
-class RequestView:
-    """The order a draft answers, as reporting.sr's RequestInfo (no names, ids only)."""
-
-    accession: str
-    placer_order_number: str = ""
-    filler_order_number: str = ""
-    requested_procedure_id: str = ""
-    procedure_code: str = ""
-    procedure_coding_system: str = ""
-    procedure_text: str = ""
-    patient_id: str = ""
-    patient_id_issuer: str = ""
-    priority: str = "routine"
-
-
-def request_view(order: Order | None, study: Study) -> RequestView | None:
+def order_info(session: Session, order: Order | None, study: Study) -> OrderInfo | None:
+    """The order a draft answers (ids for the SR and HL7); None without an accession."""
     if order is None:
-        return RequestView(accession=study.accession, patient_id=study.patient_id,
-                           patient_id_issuer=study.issuer_of_patient_id) \
-            if study.accession else None
-    return RequestView(
+        if not study.accession:
+            return None
+        return OrderInfo(accession=study.accession, patient_id=study.patient_id,
+                         patient_id_issuer=study.issuer_of_patient_id,
+                         modality=study.modalities.split("\\")[0])
+    return OrderInfo(
         accession=order.accession, placer_order_number=order.placer_order_number,
         filler_order_number=order.filler_order_number,
         requested_procedure_id=order.requested_procedure_id,
         procedure_code=order.procedure_code, procedure_text=order.procedure_text,
         patient_id=study.patient_id, patient_id_issuer=study.issuer_of_patient_id,
-        priority=order.priority,
+        priority=Priority(order.priority) if order.priority in Priority.__members__.values()
+        else Priority.ROUTINE,
+        modality=study.modalities.split("\\")[0], location=order.location,
+        ordering_provider=order.ordering_provider,
     )
 
 
+def patient_info(
+    session: Session, order: Order | None, study: Study,
+) -> PatientInfo | None:
+    """PID content from the EHR store (PHI: it goes into the HL7 message, never a log)."""
+    patient = session.get(Patient, order.patient_ref) if order and order.patient_ref else None
+    if patient is None and study.patient_id:
+        patient = session.scalars(select(Patient).where(
+            Patient.patient_id == study.patient_id)).first()
+    if patient is None:
+        return None  # the pipeline takes PID content from the study's DICOM headers
+    family, _, given = patient.name.partition("^")
+    return PatientInfo(patient_id=patient.patient_id, assigning_authority=patient.issuer,
+                       family_name=family, given_name=given.split("^")[0],
+                       birth_date=patient.birth_date, sex=patient.sex or "U")
+
+
 def _order(session: Session, study: Study) -> Order | None:
-    query = select(Order).where(Order.study_uid == study.study_uid)
+    conditions = [Order.study_uid == study.study_uid]
     if study.accession:
-        query = select(Order).where(
-            (Order.study_uid == study.study_uid) | (Order.accession == study.accession)
-        )
-    return session.scalars(query.order_by(Order.updated_at.desc())).first()
+        conditions.append(Order.accession == study.accession)
+    return session.scalars(
+        select(Order).where(or_(*conditions)).order_by(Order.updated_at.desc())
+    ).first()
 
 
 def _predecessor(session: Session, job: Job) -> Draft | None:
@@ -177,12 +184,16 @@ def draft_job(
                                              now=db_now(session))
                 context = str(ctx.as_text(CONTEXT_BUDGET_CHARS))
             predecessor = _predecessor(session, job)
+            order = _order(session, study)
+            hl7 = {n: d for n in _destinations(settings, job)
+                   if isinstance(d := settings.destinations[n], Hl7Destination)}
             request = DraftRequest(
-                study=folder, priors=priors, profile_name=job.profile, profile=profile,
+                study=folder, priors=priors, profile=profile,
                 job_key=job_key(job), context_text=context,
                 predecessor=predecessor_ref(settings, job_key(job), predecessor.sr_uid)
                 if predecessor and predecessor.sr_uid else None,
-                order=request_view(_order(session, study), study), progress=progress,
+                order=order_info(session, order, study), hl7_destinations=hl7,
+                patient=patient_info(session, order, study), progress=progress,
             )
             product = run_draft(settings, links, request, backend)
         except FINAL as exc:

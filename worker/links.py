@@ -1,7 +1,8 @@
-"""The other engineers' links, reached through their published contracts.
+"""The links not yet importable everywhere: prompt builder, model backend, EHR context.
 
-Looked up at call time (importlib) so the worker, its queues and its outbox run and report a
-clear error on a tree where one link is not installed yet. Tests inject their own `Links`.
+Looked up at call time (importlib) so the worker, its queues and its outbox run, and report a
+clear error, on a tree where one of them is not installed. Tests inject their own `Links`.
+Frames, pictures, SR/KOS and the HL7 builders are imported directly where they are used.
 """
 
 from __future__ import annotations
@@ -18,27 +19,9 @@ Fn = Callable[..., Any]
 
 @dataclass(frozen=True)
 class Links:
-    build_frame_sequence: Fn  # reporting.frames
-    contact_sheet: Fn  # reporting.pictures
-    build_prompt: Fn  # reporting.prompts
-    make_backend: Fn  # reporting.model
-    build_oru: Fn  # ehr.outbound
-    build_ed_alert: Fn  # ehr.outbound
-    render_text: Fn  # ehr.outbound
-    render_html: Fn  # ehr.outbound
-    clinical_context: Fn | None = None  # ehr.context (needs the database)
-
-
-_WHERE = {
-    "build_frame_sequence": "radraft.reporting.frames",
-    "contact_sheet": "radraft.reporting.pictures",
-    "build_prompt": "radraft.reporting.prompts",
-    "make_backend": "radraft.reporting.model",
-    "build_oru": "radraft.ehr.outbound",
-    "build_ed_alert": "radraft.ehr.outbound",
-    "render_text": "radraft.ehr.outbound",
-    "render_html": "radraft.ehr.outbound",
-}
+    build_prompt: Fn  # reporting.prompts.build_prompt(seq, *, context, profile_prompt, remote)
+    make_backend: Fn  # reporting.model.make_backend(settings) -> .draft(seq, prompt)
+    clinical_context: Fn | None = None  # ehr.context.clinical_context (needs the database)
 
 
 def _lookup(module: str, name: str) -> Fn:
@@ -52,6 +35,9 @@ def _lookup(module: str, name: str) -> Fn:
 
 def load_links(*, with_context: bool = True) -> Links:
     """The real links; ConfigError names the first one missing."""
-    found = {name: _lookup(module, name) for name, module in _WHERE.items()}
-    context = _lookup("radraft.ehr.context", "clinical_context") if with_context else None
-    return Links(**found, clinical_context=context)
+    return Links(
+        build_prompt=_lookup("radraft.reporting.prompts", "build_prompt"),
+        make_backend=_lookup("radraft.reporting.model", "make_backend"),
+        clinical_context=_lookup("radraft.ehr.context", "clinical_context")
+        if with_context else None,
+    )

@@ -40,6 +40,8 @@ class OutboxItem:
     payload_kind: str
     payload: bytes
     message_id: str
+    # Built for one destination only (HL7 carries the receiver in MSH); None: for any.
+    destination: str | None = None
 
 
 def add_deliveries(
@@ -47,21 +49,21 @@ def add_deliveries(
     destinations: list[str], now: datetime,
 ) -> list[Delivery]:
     """Outbox rows for `items` x `destinations`, by kind: DICOM objects to dicom peers,
-    HL7 to hl7 peers (alerts only to the ED role, results only to the RIS role), all to
-    folders. Added to `session`; the caller commits with the Draft row."""
+    HL7 built for a peer to that peer, the generic copies of everything to folders.
+    Added to `session`; the caller commits with the Draft row."""
     rows: list[Delivery] = []
     expires = now + timedelta(hours=settings.delivery.max_age_hours)
     for name in destinations:
         dest = settings.destinations[name]
         for item in items:
+            if item.destination is not None and item.destination != name:
+                continue
             if isinstance(dest, DicomDestination) and item.payload_kind not in (
                 "sr", "tid1500", "kos"
             ):
                 continue
-            if isinstance(dest, Hl7Destination) and item.payload_kind != (
-                "alert" if dest.role == "ed" else "oru"
-            ):
-                continue
+            if isinstance(dest, Hl7Destination) and item.destination != name:
+                continue  # HL7 is built per receiver (MSH-5/6, result status)
             row = Delivery(
                 draft=draft, destination=name, kind=dest.kind, payload_kind=item.payload_kind,
                 payload=item.payload, message_id=item.message_id, state="pending",

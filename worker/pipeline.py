@@ -21,9 +21,14 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
-from radraft.core.settings import ProfileSettings, Settings
+from radraft.core.settings import Hl7Destination, ProfileSettings, Settings
 from radraft.core.uids import control_id, derived_uid
-from radraft.reporting.sr import JobKey, PredecessorRef, RequestInfo, build_outputs
+from radraft.ehr.outbound import OrderInfo, PatientInfo, build_ed_alert, build_oru
+from radraft.reporting.frames import build_frame_sequence
+from radraft.reporting.pictures import contact_sheet
+from radraft.reporting.render import render_html, render_text
+from radraft.reporting.report_schema import DraftReport
+from radraft.reporting.sr import JobKey, PredecessorRef, build_outputs
 from radraft.worker.links import Links
 from radraft.worker.outbox import OutboxItem
 
@@ -34,7 +39,7 @@ log = logging.getLogger(__name__)
 class DraftProduct:
     """What one draft produced, ready for the outbox or a folder."""
 
-    report: Any  # reporting.report_schema.DraftReport
+    report: DraftReport
     model_name: str
     prompt_sha256: str
     frame_count: int
@@ -44,7 +49,6 @@ class DraftProduct:
     rendered_html: str
     triage_level: str
     uids: dict[str, str]
-    contact_sheet_png: bytes = b""
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -52,12 +56,13 @@ class DraftProduct:
 class DraftRequest:
     study: Path
     priors: Sequence[Path]
-    profile_name: str
     profile: ProfileSettings
     job_key: JobKey  # (study UID, version, profile): output UIDs derive from it
     context_text: str = ""
     predecessor: PredecessorRef | None = None  # the SR this draft supersedes
-    order: RequestInfo | None = None
+    order: OrderInfo | None = None  # None: no accession known, no HL7 result
+    patient: PatientInfo | None = None  # PHI: into the HL7 message only
+    hl7_destinations: dict[str, Hl7Destination] = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
 
 
@@ -108,14 +113,55 @@ def predecessor_ref(settings: Settings, job_key: JobKey, sr_uid: str) -> Predece
 
 
 def _segments_json(seq: Any) -> list[dict[str, Any]]:
-    rows = []
-    for seg in getattr(seq, "segments", []):
-        rows.append({
-            "index": seg.index, "frame_start": seg.frame_start, "frame_stop": seg.frame_stop,
-            "study_uid": seg.study_uid,
-            "label": str(getattr(seg, "label", "")),
-        })
-    return rows
+    return [{"index": s.index, "frame_start": s.frame_start, "frame_stop": s.frame_stop,
+             "study_uid": s.study_uid, "label": str(getattr(s, "label", ""))}
+            for s in seq.segments]
+
+
+def patient_from_header(ds: Dataset | None, patient_id: str) -> PatientInfo:
+    """PID content from a DICOM header when the EHR store knows no patient (PHI: for the
+    HL7 message only; PID-5 is required, so an unknown name is sent as "UNKNOWN")."""
+    if ds is None:
+        return PatientInfo(patient_id=patient_id, family_name="UNKNOWN")
+    name = ds.get("PatientName")
+    family = str(getattr(name, "family_name", "") or "") or "UNKNOWN"
+    given = str(getattr(name, "given_name", "") or "")
+    sex = str(ds.get("PatientSex", "") or "U")
+    return PatientInfo(patient_id=str(ds.get("PatientID", patient_id)), family_name=family,
+                       given_name=given, birth_date=str(ds.get("PatientBirthDate", "") or ""),
+                       sex=sex if sex in ("F", "M", "O", "U", "A", "N") else "U")
+
+
+def _hl7_items(
+    settings: Settings, request: DraftRequest, report: DraftReport,
+    sources: Sequence[Dataset],
+) -> list[OutboxItem]:
+    """ORU for each RIS destination, the alert for each ED destination (urgent/critical)."""
+    if request.order is None:
+        log.info("study %s: no accession, no HL7 result", request.job_key[0])
+        return []
+    patient = request.patient or patient_from_header(
+        sources[0] if sources else None, request.order.patient_id)
+    key = request.job_key
+    items = []
+    # A copy for folder destinations (and `radraft draft`), addressed to no one in particular.
+    generic: dict[str | None, Hl7Destination] = {
+        None: Hl7Destination(kind="hl7", host="localhost", port=2575, role="ris"),
+        "": Hl7Destination(kind="hl7", host="localhost", port=2575, role="ed"),
+    }
+    targets = dict(generic)
+    targets.update(request.hl7_destinations.items())
+    for name, dest in targets.items():
+        name = name or None
+        common: dict[str, Any] = {"order": request.order, "patient": patient,
+                                  "settings": settings, "destination": dest, "job_key": key}
+        if dest.role == "ris":
+            payload = build_oru(report, redraft=request.predecessor is not None, **common)
+            items.append(OutboxItem("oru", payload, control_id(*key, "oru"), name))
+        elif report.triage.level.alerts_ed:
+            payload = build_ed_alert(report, **common)
+            items.append(OutboxItem("alert", payload, control_id(*key, "alert"), name))
+    return items
 
 
 def run_draft(
@@ -124,9 +170,10 @@ def run_draft(
     """Frames -> prompt -> model -> outputs for one study (no database)."""
     timings: dict[str, float] = {}
     note = request.progress or (lambda _m: None)
+    key = request.job_key
     with _timed(timings, "frames"):
         note("frames")
-        seq = links.build_frame_sequence(
+        seq = build_frame_sequence(
             request.study, priors=tuple(request.priors), recipe=request.profile.frames,
             progress=request.progress,
         )
@@ -138,52 +185,31 @@ def run_draft(
     with _timed(timings, "model"):
         note(f"model ({seq.frame_count} frames)")
         result = backend.draft(seq, prompt)
-    report = result.report
+    report: DraftReport = result.report
     model_name = str(getattr(result, "model_id", settings.model.name))
     with _timed(timings, "outputs"):
         note("outputs")
         sources = read_sources(request.study)
-        key = request.job_key
         outputs = build_outputs(
             report, seq, sources, settings=settings, job_key=key,
             model_name=model_name, model_version=str(getattr(result, "model_version", "")),
             predecessor=request.predecessor, order=request.order,
         )
-        items = [
-            OutboxItem(kind, payload, str(ds.SOPInstanceUID))
-            for kind, payload, ds in (
-                (k, b, getattr(outputs, k)) for k, b in outputs.to_bytes().items()
-            )
-        ]
-        text = str(links.render_text(report))
-        html = str(links.render_html(report))
-        hl7_args = {"settings": settings, "order": request.order, "job_key": key,
-                    "metadata": seq.metadata}
-        items.append(OutboxItem("oru", _hl7_bytes(links.build_oru(report, **hl7_args)),
-                                control_id(*key, "oru")))
-        level = str(report.triage.level)
-        if level in ("urgent", "critical"):
-            items.append(OutboxItem("alert", _hl7_bytes(links.build_ed_alert(report, **hl7_args)),
-                                    control_id(*key, "alert")))
+        items = [OutboxItem(kind, payload, str(getattr(outputs, kind).SOPInstanceUID))
+                 for kind, payload in outputs.to_bytes().items()]
+        text, html = render_text(report, seq), render_html(report, seq)
+        items += _hl7_items(settings, request, report, sources)
         items.append(OutboxItem("text", text.encode(), control_id(*key, "text")))
         items.append(OutboxItem("html", html.encode(), control_id(*key, "html")))
     with _timed(timings, "contact_sheet"):
         buffer = BytesIO()
-        links.contact_sheet(seq).save(buffer, format="PNG")
+        contact_sheet(seq).save(buffer, format="PNG")
         items.append(OutboxItem("sheet", buffer.getvalue(), control_id(*key, "sheet")))
     return DraftProduct(
         report=report, model_name=model_name, prompt_sha256=str(prompt.sha256),
         frame_count=int(seq.frame_count), segments=_segments_json(seq), items=items,
-        rendered_text=text, rendered_html=html, triage_level=level,
-        uids={i.payload_kind: i.message_id for i in items if i.payload_kind in
-              ("sr", "tid1500", "kos")},
-        contact_sheet_png=buffer.getvalue(), timings=timings,
+        rendered_text=text, rendered_html=html, triage_level=report.triage.level.value,
+        uids={i.payload_kind: i.message_id for i in items
+              if i.payload_kind in ("sr", "tid1500", "kos")},
+        timings=timings,
     )
-
-
-def _hl7_bytes(message: Any) -> bytes:
-    if isinstance(message, bytes):
-        return message
-    if hasattr(message, "to_er7"):
-        return str(message.to_er7()).encode()
-    return str(message).encode()

@@ -19,9 +19,7 @@ from worker_helpers import index_folder, stable_of, worker_settings
 from radraft.core.db import AuditEvent, Delivery, Draft, Job
 from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome
-from radraft.reporting.frames import build_frame_sequence
 from radraft.reporting.phantom import write_phantom_study
-from radraft.reporting.pictures import contact_sheet
 from radraft.reporting.report_schema import DraftReport
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import WakeUp
@@ -64,17 +62,8 @@ def _prompt(seq: Any, *, context: str, profile_prompt: str, remote: bool) -> _Pr
     return _Prompt("system", user, hashlib.sha256(user.encode()).hexdigest())
 
 
-def _hl7(report: DraftReport, **kwargs: Any) -> bytes:
-    return f"MSH|^~\\&|RADRAFT|||||ORU^R01|{kwargs['job_key'][1]}|P|2.5.1\r".encode()
-
-
 def stand_in_links() -> Links:
-    return Links(
-        build_frame_sequence=build_frame_sequence, contact_sheet=contact_sheet,
-        build_prompt=_prompt, make_backend=lambda _s: _Backend(), build_oru=_hl7,
-        build_ed_alert=_hl7, render_text=lambda r: f"EXAM: {r.exam}",
-        render_html=lambda r: f"<p>{r.exam}</p>",
-    )
+    return Links(build_prompt=_prompt, make_backend=lambda _s: _Backend())
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +76,11 @@ def phantom_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_draft_writes_draft_outbox_and_audit_then_redrafts(
     sessions: sessionmaker[Session], tmp_path: Path, db_url: str, phantom_dir: Path,
 ) -> None:
-    settings = worker_settings(tmp_path, db_url)
+    settings = worker_settings(tmp_path, db_url, destinations={
+        "folder": {"kind": "folder", "path": str(tmp_path / "outbox")},
+        "ris": {"kind": "hl7", "host": "127.0.0.1", "port": 1, "role": "ris"},
+        "ed": {"kind": "hl7", "host": "127.0.0.1", "port": 1, "role": "ed"},
+    })
     outcome = RuleOutcome("all", "draft", profile="ct-generic", priority=Priority.URGENT)
     wakes: list[WakeUp] = []
     with sessions() as session:
@@ -103,7 +96,10 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
                      wakes.append) == "not-due"
     with sessions() as session:
         [draft] = session.scalars(select(Draft)).all()
-        kinds = sorted(session.scalars(select(Delivery.payload_kind)).all())
+        rows = session.execute(select(Delivery.destination, Delivery.payload_kind)).all()
+        kinds = sorted(k for d, k in rows if d == "folder")
+        assert sorted((d, k) for d, k in rows if d != "folder") == [
+            ("ed", "alert"), ("ris", "oru")]
         job = session.get(Job, job_wake.row_id)
         assert job is not None and job.state == "done" and "frames" in job.timings
         assert draft.sr_uid and draft.triage_level == "urgent" and draft.frame_count > 0
@@ -112,14 +108,20 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
             AuditEvent.kind == "draft.created")).one()
         assert event.details["prompt_sha256"] == draft.prompt_sha256
         assert event.details["model"] == "stand-in"
-    assert len(wakes) == len(kinds) and {w.kind for w in wakes} == {"delivery"}
-    for wake in wakes:
-        assert deliver(sessions, settings, wake.row_id, 0) == "delivered"
+    assert len(wakes) == len(rows) and {w.kind for w in wakes} == {"delivery"}
+    with sessions() as session:
+        folder_ids = session.scalars(select(Delivery.id).where(
+            Delivery.destination == "folder")).all()
+    for row_id in folder_ids:
+        assert deliver(sessions, settings, row_id, 0) == "delivered"
     folder = tmp_path / "outbox" / study.study_uid
     sr_file = folder / f"sr-{draft.sr_uid}.dcm"
     assert dcmread(sr_file).SOPInstanceUID == draft.sr_uid
     assert any(p.name.startswith("kos-") for p in folder.iterdir())
-    assert [p.read_text() for p in folder.glob("text-*.txt")] == ["EXAM: CT abdomen"]
+    [text] = [p.read_text() for p in folder.glob("text-*.txt")]
+    assert "CT abdomen" in text
+    [oru] = [p.read_bytes() for p in folder.glob("oru-*.hl7")]
+    assert oru.startswith(b"MSH|") and b"ORU^R01" in oru
 
     # The study changes: the new version is drafted with the old SR as predecessor.
     with sessions() as session:
