@@ -210,9 +210,16 @@ class NetLab:
     def popen(
         self, host: Host, argv: Sequence[str], *, env: dict[str, str] | None = None,
         cwd: Path | None = None, stdout: IO[Any] | int | None = None,
-        stderr: IO[Any] | int | None = subprocess.STDOUT,
+        stderr: IO[Any] | int | None = subprocess.STDOUT, hostname: str = "",
     ) -> subprocess.Popen[Any]:
-        """Start argv inside host's namespace (its own process group, killed on close)."""
+        """Start argv inside host's namespace (its own process group, killed on close).
+
+        With `hostname`, the process also gets a UTS namespace of its own carrying that name,
+        as a process on a separate machine would (gethostname() tells the hosts apart).
+        """
+        if hostname:
+            argv = ["/usr/bin/unshare", "--uts", "/bin/sh", "-c",
+                    'hostname "$0" && exec "$@"', hostname, *argv]
         process = subprocess.Popen(
             [IP, "netns", "exec", host.netns, *argv], env=env, cwd=cwd,
             stdout=stdout, stderr=stderr, start_new_session=True,

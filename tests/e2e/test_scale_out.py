@@ -3,12 +3,29 @@ radraft's node, workers and model servers spread over namespaces."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
-from netns import IP, NetLab, net_lab
+import yaml
+from netns import IP, Host, NetLab, net_lab
+from node_helpers import ct_phase_study
+from psycopg import sql
+from pydicom import dcmread
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core.db import Job, make_engine, make_sessionmaker
+from radraft.core.db.migrate import upgrade
 
 PY = sys.executable
 
@@ -98,3 +115,158 @@ def test_lab_removes_its_namespaces_and_processes_even_after_a_failure() -> None
             break
         time.sleep(0.2)
     assert root_if not in links
+
+
+# --- radraft across the simulated hosts ---------------------------------------------------
+
+RADRAFT = str(Path(sys.executable).parent / "radraft")
+RABBITMQCTL = "/usr/sbin/rabbitmqctl"
+STORESCU = "/usr/bin/storescu"
+STUDIES = 30
+
+RULES = """\
+rules:
+  - name: ct-everything
+    match: {modality: [CT]}
+    action: draft
+    profile: ct-generic
+    destinations: [out]
+"""
+
+
+@dataclass
+class Site:
+    """PostgreSQL database, RabbitMQ vhost, config and hosts of one scale-out run."""
+
+    lab: NetLab
+    tmp: Path
+    db_name: str
+    vhost: str
+    config: Path
+    node: Host
+    modality: Host
+    sessions: sessionmaker[Session]
+
+    def start_node(self) -> subprocess.Popen[bytes]:
+        log = (self.tmp / "node.log").open("wb")
+        return self.lab.popen(self.node, [RADRAFT, "--config", str(self.config), "serve"],
+                              stdout=log, hostname="node")
+
+    def wait_listening(self, host: Host, port: int, timeout: float = 90) -> None:
+        probe = ("import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])),"
+                 " timeout=2).close()")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.lab.run(self.modality, [PY, "-c", probe, host.address, str(port)]) \
+                    .returncode == 0:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{host.name} not listening on {port}:\n{self.log_tail()}")
+
+    def send_studies(self, count: int) -> list[str]:
+        """Write `count` small CT studies and send each with storescu from the modality host."""
+        uids = []
+        for index in range(count):
+            files = ct_phase_study(self.tmp / "studies" / f"s{index:02d}", phases=("PORTAL",),
+                                   slices=2, size=32, accession=f"ACC{index:03d}")
+            sent = self.lab.run(self.modality, [
+                STORESCU, "-aet", "CT_1", "-aec", "RADRAFT", self.node.address, "11112",
+                *map(str, files)])
+            assert sent.returncode == 0, sent.stdout + sent.stderr
+            uids.append(str(dcmread(files[0], stop_before_pixels=True).StudyInstanceUID))
+        return uids
+
+    def log_tail(self) -> str:
+        return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2500:]}"
+                         for log in sorted(self.tmp.glob("*.log")))
+
+
+def _site_config(tmp: Path, node: Host, root: str, db_name: str, vhost: str,
+                 model_hosts: list[Host]) -> Path:
+    (tmp / "rules.yaml").write_text(RULES)
+    data: dict[str, Any] = {
+        "data_dir": str(tmp / "data"),
+        "database_url": f"postgresql://postgres@{root}:5432/{db_name}",
+        "broker_url": f"amqp://guest:guest@{root}:5672/{vhost}",
+        "rules_file": "rules.yaml",
+        "dicom": {"host": node.address, "port": 11112, "stable_seconds": 2,
+                  "min_free_bytes": 0},
+        "hl7": {"host": node.address, "port": 2575},
+        "web": {"host": node.address, "port": 8080},
+        "model": {"backend": "openai", "timeout_s": 60, "max_retries": 2,
+                  "base_urls": [f"http://{h.address}:8000/v1" for h in model_hosts]},
+        "destinations": {"out": {"kind": "folder", "path": str(tmp / "out")}},
+        "jobs": {"sweep_interval_s": 1, "redeliver_after_s": 10, "time_limit_s": 120},
+        "delivery": {"base_backoff_s": 0.5, "max_backoff_s": 2},
+    }
+    path = tmp / "radraft.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@contextmanager
+def scale_out_site(tmp: Path, *, model_servers: int = 0) -> Iterator[Site]:
+    """Lab, database, vhost and config; the node and modality hosts exist, nothing runs."""
+    db_name = f"radraft_scale_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    vhost = f"radraft-scale-{uuid.uuid4().hex[:8]}"
+    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db_name)))
+    subprocess.run([RABBITMQCTL, "-q", "add_vhost", vhost], check=True, timeout=60)
+    subprocess.run([RABBITMQCTL, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*",
+                    ".*"], check=True, timeout=60)
+    local_url = f"postgresql://postgres@127.0.0.1:5432/{db_name}"
+    engine = make_engine(local_url)
+    try:
+        upgrade(local_url)
+        with net_lab() as lab:
+            lab.forward(5432)
+            lab.forward(5672)
+            node, modality = lab.add_host("node"), lab.add_host("modality")
+            models = [lab.add_host(f"model{i}") for i in range(1, model_servers + 1)]
+            config = _site_config(tmp, node, lab.root_address, db_name, vhost, models)
+            yield Site(lab, tmp, db_name, vhost, config, node, modality,
+                       make_sessionmaker(engine))
+    finally:
+        engine.dispose()
+        subprocess.run([RABBITMQCTL, "-q", "delete_vhost", vhost], check=False, timeout=60)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
+                         .format(sql.Identifier(db_name)))
+
+
+def _jobs(sessions: sessionmaker[Session]) -> list[Job]:
+    with sessions() as session:
+        return list(session.scalars(select(Job)))
+
+
+def _queue_depths(vhost: str) -> dict[str, int]:
+    listed = subprocess.run([RABBITMQCTL, "-q", "list_queues", "-p", vhost, "name",
+                             "messages"], capture_output=True, text=True, timeout=60, check=True)
+    depths = {}
+    for line in listed.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            depths[parts[0]] = int(parts[1])
+    return depths
+
+
+@pytest.mark.slow
+def test_node_on_its_own_host_receives_from_a_modality_host_and_queues_jobs(
+    tmp_path: Path,
+) -> None:
+    with scale_out_site(tmp_path) as site:
+        site.start_node()
+        site.wait_listening(site.node, 11112)
+        uids = site.send_studies(STUDIES)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_jobs(site.sessions)) < STUDIES:
+            time.sleep(0.5)
+        jobs = _jobs(site.sessions)
+        assert sorted(j.study_uid for j in jobs) == sorted(uids), site.log_tail()
+        assert {(j.profile, j.rule_name, tuple(j.destinations)) for j in jobs} == {
+            ("ct-generic", "ct-everything", ("out",))}
+        # Every wake-up crossed the forwarder into RabbitMQ (no worker consumes them here).
+        assert _queue_depths(site.vhost).get("draft", 0) >= STUDIES
+        # Files landed on the shared volume where a worker on another host reads them.
+        assert len(list((tmp_path / "data" / "dicom").rglob("*.dcm"))) == 2 * STUDIES
