@@ -138,3 +138,31 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
     assert pred.ReferencedSeriesSequence[0].ReferencedSOPSequence[0] \
         .ReferencedSOPInstanceUID == draft.sr_uid
     assert pred.ReferencedSeriesSequence[0].SeriesInstanceUID == sr2.SeriesInstanceUID
+
+
+def test_draft_folder_writes_every_output(tmp_path: Path, phantom_dir: Path) -> None:
+    from radraft.core.settings import Settings
+    from radraft.worker.draft_local import draft_folder
+
+    settings = Settings(data_dir=tmp_path / "data")
+    product, written = draft_folder(settings, phantom_dir, [], "ct-generic", tmp_path / "out",
+                                    links=stand_in_links())
+    assert set(written) == {"sr", "tid1500", "kos", "oru", "alert", "text", "html", "sheet",
+                            "report"}
+    assert dcmread(written["sr"]).SOPInstanceUID == product.uids["sr"]
+    assert written["oru"].read_bytes().startswith(b"MSH|")
+    assert written["sheet"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_radraft_draft_names_a_missing_model(tmp_path: Path, phantom_dir: Path) -> None:
+    from typer.testing import CliRunner
+
+    from radraft.worker.cli.main import app
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"data_dir: {tmp_path / 'data'}\nmodel:\n  backend: openai\n"
+                      "  base_urls: ['http://127.0.0.1:9/v1']\n")
+    result = CliRunner().invoke(app, ["--config", str(config), "draft", str(phantom_dir),
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "radraft:" in result.output

@@ -10,6 +10,7 @@ import typer
 from radraft.worker.cli import (
     config_cmd,
     db_cmd,
+    draft_cmd,
     frames_cmd,
     purge_cmd,
     rules_cmd,
@@ -29,6 +30,7 @@ app.add_typer(rules_cmd.app, name="rules")
 app.command("serve")(serve_cmd.serve)
 app.command("frames")(frames_cmd.frames)
 app.command("worker")(worker_cmd.worker)
+app.command("draft")(draft_cmd.draft)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,39 @@
+"""`radraft draft STUDY_DIR --out DIR`: one study drafted with no database and no server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from radraft.core.errors import RadraftError
+from radraft.worker.cli.context import fail, state
+
+
+def draft(
+    ctx: typer.Context,
+    study_dir: Path = typer.Argument(..., exists=True, file_okay=False,
+                                     help="Folder with one study's DICOM files."),
+    out: Path = typer.Option(..., "--out", "-o", help="Where the outputs are written."),
+    prior: list[Path] = typer.Option([], "--prior", help="Folder of a prior study (repeatable)."),
+    profile: str = typer.Option("ct-generic", "--profile", "-p", help="Profile name."),
+) -> None:
+    """Draft one study: SR, TID 1500, KOS, HL7 ORU (and ED alert), text/HTML, contact sheet."""
+    from radraft.worker.draft_local import draft_folder
+
+    settings = state(ctx).settings
+    try:
+        product, written = draft_folder(
+            settings, study_dir, prior, profile, out,
+            progress=lambda msg: typer.echo(f"  … {msg}", err=True),
+        )
+    except RadraftError as exc:
+        raise fail(str(exc), 1) from None
+    typer.echo(f"drafted {study_dir} with {product.model_name}: {product.frame_count} frames, "
+               f"triage {product.triage_level}")
+    typer.echo("  " + ", ".join(f"{k} {v:.2f} s" for k, v in product.timings.items()))
+    for kind, path in written.items():
+        typer.echo(f"  {kind:8} {path}")
+    if settings.model.name == "radraft-tiny":
+        typer.echo("note: the tiny test model's text is meaningless; set model.path or "
+                   "model.base_urls (README, \"Model\") for a real model.")
