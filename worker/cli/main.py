@@ -10,6 +10,7 @@ import typer
 from radraft.worker.cli import (
     config_cmd,
     db_cmd,
+    demo_cmd,
     draft_cmd,
     frames_cmd,
     purge_cmd,
@@ -31,6 +32,7 @@ app.command("serve")(serve_cmd.serve)
 app.command("frames")(frames_cmd.frames)
 app.command("worker")(worker_cmd.worker)
 app.command("draft")(draft_cmd.draft)
+app.command("demo")(demo_cmd.demo)
 
 
 def _version(value: bool) -> None:
