@@ -74,6 +74,8 @@ def start_result(
     if patient.family_name or patient.given_name:
         put(pid, "pid_5", "^".join((fit(patient.family_name, ST_LENGTH),
                                     fit(patient.given_name, ST_LENGTH))).rstrip("^"))
+    else:
+        put(pid, "pid_5", '""')  # required field, name unknown: the HL7 null value
     if patient.birth_date:
         put(pid, "pid_7", escape(patient.birth_date))
     if patient.sex:
@@ -177,8 +179,10 @@ def finish(parts: MessageParts, destination: Hl7Destination) -> bytes:
         parts.message.validate()
         er7 = parts.message.to_er7()
     except HL7apyException as exc:
-        # hl7apy's message may quote field values (PHI): name the failure kind only.
+        # hl7apy's message may quote field values (PHI): only structural ones are repeated.
+        detail = str(exc) if str(exc).startswith("Missing required child") else ""
         raise OutputBuildError(
-            f"the HL7 message does not validate against 2.5.1 ({type(exc).__name__})"
+            f"the HL7 message does not validate against 2.5.1 ({type(exc).__name__}"
+            f"{': ' + detail if detail else ''})"
         ) from None
     return encode(er7 + "\r", destination.charset)

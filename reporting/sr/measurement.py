@@ -81,21 +81,15 @@ def _group(ctx: BuildContext, index: int, finding: Finding, cited: list[CitedIns
 def _library(ctx: BuildContext, cited: list[CitedInstance]) -> list[Dataset] | None:
     """Cited images whose headers the caller passed (the image library needs them).
 
-    An image whose descriptors highdicom cannot derive (an enhanced multi-frame object
-    keeps its spacing in functional groups) stays out of the library; the measurement
-    group still cites it.
+    Enhanced multi-frame objects stay out: highdicom derives library descriptors from
+    top-level attributes (Pixel Spacing ...) that such objects keep in functional groups;
+    the measurement group still cites them with their frame numbers.
     """
     known = {str(ds.SOPInstanceUID): ds for ds in ctx.sources}
     images = [known[c.sop_instance_uid] for c in cited if c.sop_instance_uid in known]
-    return [ds for ds in images if "Rows" in ds and _describable(ds)] or None
-
-
-def _describable(ds: Dataset) -> bool:
-    try:
-        hd.sr.ImageLibraryEntryDescriptors(ds)
-    except (AttributeError, ValueError, TypeError):
-        return False
-    return True
+    return [
+        ds for ds in images if "Rows" in ds and "PerFrameFunctionalGroupsSequence" not in ds
+    ] or None
 
 
 def build_measurement_report(report: DraftReport, seq: FrameSequence, ctx: BuildContext, *,
