@@ -228,3 +228,10 @@ def test_identifier_too_long_for_its_type_is_named_not_quoted() -> None:
         build_oru(_draft(), order=ORDER, patient=patient, settings=SETTINGS, destination=RIS,
                   job_key=KEY, redraft=False, now=NOW)
     assert "AUTHORITY" not in str(caught.value) and "Secret" not in str(caught.value)
+
+
+def test_unknown_name_is_sent_as_the_hl7_null() -> None:
+    msg = _validated(build_oru(_draft(), order=ORDER, patient=PatientInfo("MRN123", "HOSP-A"),
+                               settings=SETTINGS, destination=RIS, job_key=KEY, redraft=False,
+                               now=NOW), "utf-8")
+    assert str(msg.segment("PID")[5]) == '""'
