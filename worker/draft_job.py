@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -174,10 +175,13 @@ def draft_job(
             return job.state
         try:
             profile = settings.profiles[job.profile]
+            clock = time.perf_counter()
             folder = study_folder(session, settings, job.study_uid)
+            gather_s = time.perf_counter() - clock
             priors = local_priors(session, settings, study, profile)
             if len(priors) < profile.max_priors:
                 priors += pacs_priors(settings, study, profile)[: profile.max_priors - len(priors)]
+            priors_s = time.perf_counter() - clock - gather_s
             context = ""
             if links.clinical_context is not None:
                 ctx = links.clinical_context(session, job.study_uid, profile=profile,
@@ -195,12 +199,19 @@ def draft_job(
                 order=order_info(session, order, study), hl7_destinations=hl7,
                 patient=patient_info(session, order, study), progress=progress,
             )
+            context_s = time.perf_counter() - clock - gather_s - priors_s
             product = run_draft(settings, links, request, backend)
+            product.timings = {"gather": round(gather_s, 3), "priors": round(priors_s, 3),
+                               "context": round(context_s, 3), **product.timings}
         except FINAL as exc:
             return _fail(session, settings, job, exc, final=True)
         except (RadraftError, OSError) as exc:  # ModelError, DeliveryError, a disk hiccup
             return _fail(session, settings, job, exc, final=False)
+        clock = time.perf_counter()
         rows = _store(session, settings, job, product, predecessor)
+        session.commit()
+        # The commit's own duration, recorded after it (a second, tiny transaction).
+        job.timings = {**product.timings, "commit": round(time.perf_counter() - clock, 3)}
         session.commit()
         wakes = [WakeUp("delivery", row.id, 0) for row in rows]
     for wake in wakes:
