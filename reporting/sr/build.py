@@ -22,7 +22,7 @@ from radraft.reporting.sr.common import (
     current_study_uid,
 )
 from radraft.reporting.sr.diagnostic import build_diagnostic_sr
-from radraft.reporting.sr.document import RequestInfo
+from radraft.reporting.sr.document import RequestInfo, header_for_copy
 from radraft.reporting.sr.kos import build_kos
 from radraft.reporting.sr.measurement import build_measurement_report
 
@@ -85,10 +85,14 @@ def build_outputs(
     when = now or datetime.now(UTC)
     if when.tzinfo is None:
         raise OutputBuildError("`now` must be timezone-aware")
+    study_uid = current_study_uid(seq, sources)
+    # The first current-study source lends its patient and study modules to every object.
+    ordered = sorted(sources, key=lambda ds: ds.StudyInstanceUID != study_uid)
+    ordered[0] = header_for_copy(ordered[0], order)
     ctx = BuildContext(
         settings=settings, job_key=job_key, model_name=model_name, model_version=model_version,
-        now=when, current_study_uid=current_study_uid(seq, sources), sources=tuple(sources),
-        charset=choose_charset(report, sources),
+        now=when, current_study_uid=study_uid, sources=tuple(ordered),
+        charset=choose_charset(report, ordered),
     )
     try:
         sr = build_diagnostic_sr(report, seq, ctx, predecessor=predecessor, order=order)

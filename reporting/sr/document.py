@@ -6,6 +6,8 @@ with the Timezone Offset From UTC, equipment and series description.
 
 from __future__ import annotations
 
+import copy
+import re
 from typing import Protocol
 
 from pydicom.dataset import Dataset
@@ -35,6 +37,42 @@ class RequestInfo(Protocol):
     def patient_id(self) -> str: ...
     @property
     def patient_id_issuer(self) -> str: ...
+
+
+# Type 2 attributes highdicom copies from the first evidence dataset (patient and study).
+_COPIED_TYPE2 = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+                 "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
+
+
+def header_for_copy(source: Dataset, order: RequestInfo | None) -> Dataset:
+    """A copy of the first source whose patient/study Type 2 attributes all exist.
+
+    Real sources omit some (an absent Patient ID or accession); they become empty, and the
+    order fills an empty accession.
+    """
+    header = copy.deepcopy(source)
+    for keyword in _COPIED_TYPE2:
+        if keyword not in header:
+            setattr(header, keyword, "")
+    if order is not None and not header.AccessionNumber and order.accession:
+        header.AccessionNumber = order.accession[:16]
+    for keyword, pattern, separators in (("StudyDate", _DA, ".-"),
+                                         ("PatientBirthDate", _DA, ".-"),
+                                         ("StudyTime", _TM, ":")):
+        value = str(header.get(keyword) or "").strip()
+        setattr(header, keyword, _conformant(value, pattern, separators))
+    return header
+
+
+_DA = re.compile(r"\d{8}")
+_TM = re.compile(r"\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?")
+
+
+def _conformant(value: str, pattern: re.Pattern[str], separators: str) -> str:
+    """A DA/TM value in today's form: ACR-NEMA "14:04:38" / "1997.04.24" lose their
+    separators; a value that still does not match becomes empty (Type 2)."""
+    value = value.translate(str.maketrans("", "", separators))
+    return value if pattern.fullmatch(value) else ""
 
 
 def requested_procedures(ctx: BuildContext, order: RequestInfo | None) -> list[Dataset] | None:

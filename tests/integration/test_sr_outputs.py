@@ -333,3 +333,24 @@ def test_orthanc_files_all_three_under_the_patient_and_study(
         modalities = sorted(pacs.get(f"/series/{s}")["MainDicomTags"]["Modality"]
                             for s in study["Series"])
         assert modalities == ["KO", "SR", "SR"]
+
+
+@pytest.mark.parametrize("sample", [
+    "transfer_syntaxes/ExplVR_BigEnd.dcm",  # ACR-NEMA dates/times, no Patient ID
+    "study_mr_mra_tiny",
+    "modalities/dx_image.dcm",
+    "study_mr_siemens_localizer_fmap",
+])
+def test_other_samples_build_clean_outputs(sample: str, tmp_path: Path) -> None:
+    where = DICOM_DATA / sample
+    files = [where] if where.is_file() else [p for p in where.rglob("*") if p.is_file()]
+    sources = [ds for ds in _headers(files) if "Rows" in ds]
+    seq = _seq([_ref(ds) for ds in sources])
+    outputs = _build(_draft([LIVER | {"frames": [0, len(sources) - 1]}]), seq, sources)
+    paths = _write_all(outputs, tmp_path)
+    assert set(paths) == {"sr", "tid1500", "kos"}
+    for path in paths.values():
+        assert _dciodvfy_errors(path) == [], path
+        ds = pydicom.dcmread(path)
+        assert ds.StudyInstanceUID == sources[0].StudyInstanceUID
+        assert ds.PatientID == sources[0].get("PatientID", "")
