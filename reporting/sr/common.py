@@ -7,7 +7,7 @@ Pure functions of their inputs (no I/O, no database). A frame index becomes the 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -59,7 +59,6 @@ class BuildContext:
     current_study_uid: str
     sources: tuple[Dataset, ...]
     charset: str | None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def uid(self, *purpose: str) -> str:
         """A UID fixed by the job key and `purpose` (a re-delivery replaces itself)."""

@@ -11,7 +11,6 @@ from highdicom.sr import CodedConcept
 from highdicom.sr.utils import collect_evidence
 from pydicom.dataset import Dataset
 
-from radraft.core.errors import OutputBuildError
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import (
@@ -35,8 +34,6 @@ def build_kos(report: DraftReport, seq: FrameSequence, ctx: BuildContext, *,
     cited = cited_instances(report, seq)
     if not cited:
         return None
-    if OF_INTEREST.value in REJECTION_TITLES:  # guards against an edit of the title
-        raise OutputBuildError("a KOS title must never be an IOCM rejection note")
     known = {str(ds.SOPInstanceUID): ds for ds in ctx.sources}
     selected: list[Dataset] = []
     for instance in cited:
