@@ -189,6 +189,8 @@ def run_draft(
     model_name = str(getattr(result, "model_id", settings.model.name))
     with _timed(timings, "outputs"):
         note("outputs")
+        # Read after the frames, not beside them: a parallel read measured slower (the
+        # header parsing holds the GIL the frame threads need).
         sources = read_sources(request.study)
         outputs = build_outputs(
             report, seq, sources, settings=settings, job_key=key,
