@@ -15,6 +15,7 @@ from radraft.core.settings import Settings
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import (
+    MANUFACTURER,
     BuildContext,
     JobKey,
     PredecessorRef,
@@ -80,6 +81,8 @@ def build_outputs(
     `sources` are the headers of the current study's instances (and of cited priors when
     at hand); `now` defaults to the current UTC time (content dates).
     """
+    # radraft's own earlier outputs in the study folder are no evidence for this draft.
+    sources = [ds for ds in sources if ds.get("Manufacturer") != MANUFACTURER]
     if not sources:
         raise OutputBuildError("no source datasets: an SR needs the study's instances as evidence")
     when = now or datetime.now(UTC)
@@ -90,7 +93,10 @@ def build_outputs(
     ordered = sorted(sources, key=lambda ds: ds.StudyInstanceUID != study_uid)
     ordered[0] = header_for_copy(ordered[0], order)
     ctx = BuildContext(
-        settings=settings, job_key=job_key, model_name=model_name, model_version=model_version,
+        settings=settings, job_key=job_key,
+        # Empty TEXT values are invalid DICOM: an unnamed model or version says so.
+        model_name=model_name.strip() or "unnamed model",
+        model_version=model_version.strip() or "unknown",
         now=when, current_study_uid=study_uid, sources=tuple(ordered),
         charset=choose_charset(report, ordered),
     )

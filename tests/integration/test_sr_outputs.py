@@ -354,3 +354,22 @@ def test_other_samples_build_clean_outputs(sample: str, tmp_path: Path) -> None:
         ds = pydicom.dcmread(path)
         assert ds.StudyInstanceUID == sources[0].StudyInstanceUID
         assert ds.PatientID == sources[0].get("PatientID", "")
+
+
+def test_own_outputs_are_no_evidence_and_unnamed_versions_are_valid(
+        ct: list[Dataset], tmp_path: Path) -> None:
+    seq = _seq([_ref(ds) for ds in ct])
+    report = _draft([LIVER | {"frames": [1]}])
+    earlier = _build(report, seq, ct)
+    outputs = build_outputs(report, seq, [earlier.sr, *ct], settings=SETTINGS,
+                            job_key=(str(ct[0].StudyInstanceUID), "v2", "ct-generic"),
+                            model_name="radraft-tiny", model_version="", predecessor=None,
+                            order=None, now=NOW)
+    paths = _write_all(outputs, tmp_path)
+    for path in paths.values():
+        assert _dciodvfy_errors(path) == [], path
+    evidence = _evidence_uids(outputs.sr, "CurrentRequestedProcedureEvidenceSequence")
+    assert evidence == {str(ds.SOPInstanceUID) for ds in ct}
+    with pytest.raises(OutputBuildError, match="no source datasets"):
+        build_outputs(report, seq, [earlier.sr], settings=SETTINGS, job_key=("1", "v", "p"),
+                      model_name="m", model_version="1", predecessor=None, order=None)
