@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
@@ -29,8 +29,17 @@ from radraft.worker.senders import SUFFIX, send_dicom, send_hl7, write_folder
 
 log = logging.getLogger(__name__)
 
-# A claimed row is not re-sent by the sweeper for this long (a worker killed mid-send).
-CLAIM_LEASE_S = 300.0
+# A claimed folder row is not re-sent by the sweeper for this long (a worker killed
+# mid-write); network rows for three times their destination's timeout (association, then
+# the send, then the release: none can take longer than its timeout).
+FOLDER_LEASE_S = 60.0
+
+
+def claim_lease_s(settings: Settings, destination: str) -> float:
+    dest = settings.destinations.get(destination)
+    if isinstance(dest, DicomDestination | Hl7Destination):
+        return 3 * dest.timeout_s + 5
+    return FOLDER_LEASE_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,11 +85,17 @@ def add_deliveries(
     return rows
 
 
-def _claim(session: Session, delivery_id: int, attempts: int) -> Delivery | None:
+def _claim(
+    session: Session, settings: Settings, delivery_id: int, attempts: int,
+) -> Delivery | None:
     now = db_now(session)
+    destination = session.scalar(select(Delivery.destination).where(Delivery.id == delivery_id))
+    if destination is None:
+        return None
+    lease = claim_lease_s(settings, destination)
     result = session.execute(update(Delivery).where(
         Delivery.id == delivery_id, Delivery.attempts == attempts, Delivery.state == "pending",
-    ).values(attempts=attempts + 1, next_attempt_at=now + timedelta(seconds=CLAIM_LEASE_S))
+    ).values(attempts=attempts + 1, next_attempt_at=now + timedelta(seconds=lease))
      .execution_options(synchronize_session=False))
     session.commit()
     if getattr(result, "rowcount", 0) != 1:
@@ -106,7 +121,7 @@ def deliver(
 ) -> str:
     """Send one outbox row for the attempt `attempts`; returns its new state."""
     with sessions() as session:
-        row = _claim(session, delivery_id, attempts)
+        row = _claim(session, settings, delivery_id, attempts)
         if row is None:
             return "not-due"  # a duplicate wake-up, or the row is settled
         draft = row.draft

@@ -173,3 +173,55 @@ def test_embedded_broker_lost_wakeups_finished_by_sweeper(
         pacs.terminate()
         pacs.wait(10)
     assert len(list((tmp_path / "pacs").iterdir())) == 1
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_worker_killed_mid_send_is_resent_by_another(
+    sessions: sessionmaker[Session], db_url: str, tmp_path: Path, vhost: str,
+) -> None:
+    """SIGKILL while the PACS holds the C-STORE: the lease expires, the sweeper of a fresh
+    worker re-sends the stored bytes. At-least-once: the PACS saw the same UID twice."""
+    from pynetdicom import AE, AllStoragePresentationContexts, evt
+    from pynetdicom.events import Event
+
+    received: list[str] = []
+
+    def slow_store(event: Event) -> int:
+        received.append(str(event.request.AffectedSOPInstanceUID))
+        if len(received) == 1:
+            time.sleep(4)
+        return 0x0000
+
+    ae = AE(ae_title="PACS")
+    ae.supported_contexts = AllStoragePresentationContexts
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False,
+                             evt_handlers=[(evt.EVT_C_STORE, slow_store)])
+    config = _config(tmp_path, db_url, f"amqp://guest:guest@127.0.0.1:5672/{vhost}", port)
+    text = config.read_text().replace("timeout_s: 5", "timeout_s: 2")
+    config.write_text(text)
+    ids = _outbox(sessions, config, tmp_path)
+    with sessions() as session:
+        [dicom_id] = session.scalars(select(Delivery.id).where(
+            Delivery.id.in_(ids), Delivery.kind == "dicom")).all()
+    celery_enqueue(make_celery(load_settings(config)))(WakeUp("delivery", dicom_id, 0))
+    worker = _start_worker(config, tmp_path)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert received, (tmp_path / "worker.log").read_text(errors="replace")[-2000:]
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        second = _start_worker(config, tmp_path)
+        _wait_states(sessions, [dicom_id], tmp_path, timeout=90)
+    finally:
+        if second is not None:
+            _stop(second)
+        _stop(worker)
+        server.shutdown()
+    with sessions() as session:
+        row = session.get(Delivery, dicom_id)
+        assert row is not None and row.state == "delivered" and row.attempts == 2
+    assert len(received) == 2 and received[0] == received[1]
