@@ -4,10 +4,12 @@ radraft's node, workers and model servers spread over namespaces."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +26,12 @@ from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import Job, make_engine, make_sessionmaker
+from radraft.core.db import Delivery, Draft, Job, db_now, make_engine, make_sessionmaker
 from radraft.core.db.migrate import upgrade
+from radraft.core.settings import load_settings
+from radraft.worker.celery_app import make_celery
+from radraft.worker.enqueue import WakeUp, celery_enqueue
+from radraft.worker.outbox import OutboxItem, add_deliveries
 
 PY = sys.executable
 
@@ -122,7 +128,9 @@ def test_lab_removes_its_namespaces_and_processes_even_after_a_failure() -> None
 RADRAFT = str(Path(sys.executable).parent / "radraft")
 RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 STORESCU = "/usr/bin/storescu"
+STORESCP = "/usr/bin/storescp"
 STUDIES = 30
+PACS_PORT = 11113
 
 RULES = """\
 rules:
@@ -182,7 +190,7 @@ class Site:
 
 
 def _site_config(tmp: Path, node: Host, root: str, db_name: str, vhost: str,
-                 model_hosts: list[Host]) -> Path:
+                 model_hosts: list[Host], pacs: Host | None) -> Path:
     (tmp / "rules.yaml").write_text(RULES)
     data: dict[str, Any] = {
         "data_dir": str(tmp / "data"),
@@ -199,13 +207,16 @@ def _site_config(tmp: Path, node: Host, root: str, db_name: str, vhost: str,
         "jobs": {"sweep_interval_s": 1, "redeliver_after_s": 10, "time_limit_s": 120},
         "delivery": {"base_backoff_s": 0.5, "max_backoff_s": 2},
     }
+    if pacs is not None:
+        data["destinations"]["pacs"] = {"kind": "dicom", "host": pacs.address,
+                                        "port": PACS_PORT, "ae_title": "PACS", "timeout_s": 20}
     path = tmp / "radraft.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
 
 
 @contextmanager
-def scale_out_site(tmp: Path, *, model_servers: int = 0) -> Iterator[Site]:
+def scale_out_site(tmp: Path, *, model_servers: int = 0, pacs: bool = False) -> Iterator[Site]:
     """Lab, database, vhost and config; the node and modality hosts exist, nothing runs."""
     db_name = f"radraft_scale_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     vhost = f"radraft-scale-{uuid.uuid4().hex[:8]}"
@@ -224,7 +235,9 @@ def scale_out_site(tmp: Path, *, model_servers: int = 0) -> Iterator[Site]:
             lab.forward(5672)
             node, modality = lab.add_host("node"), lab.add_host("modality")
             models = [lab.add_host(f"model{i}") for i in range(1, model_servers + 1)]
-            config = _site_config(tmp, node, lab.root_address, db_name, vhost, models)
+            pacs_host = lab.add_host("pacs") if pacs else None
+            config = _site_config(tmp, node, lab.root_address, db_name, vhost, models,
+                                  pacs_host)
             yield Site(lab, tmp, db_name, vhost, config, node, modality,
                        make_sessionmaker(engine))
     finally:
@@ -270,3 +283,89 @@ def test_node_on_its_own_host_receives_from_a_modality_host_and_queues_jobs(
         assert _queue_depths(site.vhost).get("draft", 0) >= STUDIES
         # Files landed on the shared volume where a worker on another host reads them.
         assert len(list((tmp_path / "data" / "dicom").rglob("*.dcm"))) == 2 * STUDIES
+
+
+def _drafts_with_outbox(site: Site, count: int) -> tuple[list[int], set[str]]:
+    """`count` done jobs with drafts whose outbox holds one DICOM object each, for the PACS."""
+    settings = load_settings(site.config)
+    ids: list[int] = []
+    sops: set[str] = set()
+    with site.sessions() as session:
+        now = db_now(session)
+        for index in range(count):
+            [path] = ct_phase_study(site.tmp / "outputs" / f"o{index:02d}", phases=("SR",),
+                                    slices=1, size=16)
+            ds = dcmread(path, stop_before_pixels=True)
+            sops.add(str(ds.SOPInstanceUID))
+            job = Job(study_uid=str(ds.StudyInstanceUID), version="v1", profile="ct-generic",
+                      state="done", created_at=now)
+            session.add(job)
+            session.flush()
+            draft = Draft(job_id=job.id, study_uid=job.study_uid, version="v1",
+                          profile="ct-generic", report={}, created_at=now)
+            session.add(draft)
+            session.flush()
+            item = OutboxItem("sr", path.read_bytes(), str(ds.SOPInstanceUID))
+            rows = add_deliveries(session, settings, draft, [item], ["pacs"], now)
+            session.flush()
+            ids += [r.id for r in rows]
+        session.commit()
+    return ids, sops
+
+
+def _delivery_states(site: Site, ids: list[int]) -> Counter[str]:
+    with site.sessions() as session:
+        return Counter(session.scalars(select(Delivery.state).where(Delivery.id.in_(ids))))
+
+
+@pytest.mark.slow
+def test_workers_on_three_hosts_deliver_to_a_pacs_host_despite_a_killed_worker(
+    tmp_path: Path,
+) -> None:
+    with scale_out_site(tmp_path, pacs=True) as site:
+        received = tmp_path / "pacs"
+        received.mkdir()
+        pacs = site.lab.hosts["pacs"]
+        # A slow PACS (1 s per C-STORE, one process per association): deliveries overlap.
+        site.lab.popen(pacs, [STORESCP, "--fork", "--sleep-during", "1", "-aet", "PACS",
+                              "-od", str(received), "+uf", str(PACS_PORT)],
+                       stdout=(tmp_path / "pacs.log").open("wb"), hostname="pacs")
+        site.wait_listening(pacs, PACS_PORT)
+        workers = {}
+        for name in ("w1", "w2", "w3"):
+            host = site.lab.add_host(name)
+            workers[name] = site.lab.popen(host, [
+                RADRAFT, "--config", str(site.config), "worker", "--queues", "delivery",
+                "--concurrency", "1", "--hostname", f"{name}@lab"],
+                stdout=(tmp_path / f"{name}.log").open("wb"), hostname=name)
+        for name in workers:
+            deadline = time.monotonic() + 90
+            while "ready" not in (tmp_path / f"{name}.log").read_text(errors="replace"):
+                assert time.monotonic() < deadline, site.log_tail()
+                time.sleep(0.5)
+        ids, sops = _drafts_with_outbox(site, STUDIES)
+        enqueue = celery_enqueue(make_celery(load_settings(site.config)))
+        for row_id in ids:
+            enqueue(WakeUp("delivery", row_id, 0))
+        # Kill w1 (main process and pool child) while a C-STORE of its own is in flight.
+        w1_log = tmp_path / "w1.log"
+        deadline = time.monotonic() + 120
+        while _delivery_states(site, ids)["delivered"] < 3 \
+                or "'delivered'" not in w1_log.read_text(errors="replace"):
+            assert time.monotonic() < deadline, site.log_tail()
+            time.sleep(0.2)
+        os.killpg(workers["w1"].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 300
+        while _delivery_states(site, ids)["delivered"] < len(ids):
+            assert time.monotonic() < deadline, (_delivery_states(site, ids), site.log_tail())
+            time.sleep(0.5)
+        time.sleep(1.5)  # a duplicate send would land now; at-least-once allows it
+        got = {str(dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+               for p in received.iterdir() if p.is_file()}
+        assert got == sops
+        # Each worker host took part: Celery logs every task it ran.
+        done = {name: (tmp_path / f"{name}.log").read_text(errors="replace").count("'delivered'")
+                for name in workers}
+        assert all(count >= 1 for count in done.values()), done
+        assert workers["w1"].poll() is not None
+        assert workers["w2"].poll() is None and workers["w3"].poll() is None
