@@ -63,18 +63,20 @@ def _config(tmp: Path, db_url: str, broker_url: str, pacs_port: int) -> Path:
     return path
 
 
-def _outbox(sessions: sessionmaker[Session], config: Path, tmp: Path) -> list[int]:
+def _outbox(
+    sessions: sessionmaker[Session], config: Path, tmp: Path, version: str = "v1",
+) -> list[int]:
     settings = load_settings(config)
     src = tmp / "src"
     write_phantom_study(src, slices=3, size=32, phases=["portal venous"])
     files = sorted(src.rglob("*.dcm"))
     with sessions() as session:
         now = db_now(session)
-        job = Job(study_uid="1.2.3", version="v1", profile="ct-generic", state="done",
+        job = Job(study_uid="1.2.3", version=version, profile="ct-generic", state="done",
                   created_at=now)
         session.add(job)
         session.flush()
-        draft = Draft(job_id=job.id, study_uid="1.2.3", version="v1", profile="ct-generic",
+        draft = Draft(job_id=job.id, study_uid="1.2.3", version=version, profile="ct-generic",
                       report={}, created_at=now)
         items = [OutboxItem("sr", f.read_bytes(), f.stem) for f in files[:1]]
         items.append(OutboxItem("text", b"draft", "T"))
