@@ -6,6 +6,7 @@ storage. Each stage's wall time lands in `DraftProduct.timings`.
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import time
@@ -28,6 +29,7 @@ from radraft.reporting.frames import build_frame_sequence
 from radraft.reporting.pictures import contact_sheet
 from radraft.reporting.render import render_html, render_text
 from radraft.reporting.report_schema import DraftReport
+from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import JobKey, PredecessorRef, build_outputs
 from radraft.worker.links import Links
 from radraft.worker.outbox import OutboxItem
@@ -112,10 +114,8 @@ def predecessor_ref(settings: Settings, job_key: JobKey, sr_uid: str) -> Predece
     return PredecessorRef(sop_instance_uid=sr_uid, series_uid=series, study_uid=study_uid)
 
 
-def _segments_json(seq: Any) -> list[dict[str, Any]]:
-    return [{"index": s.index, "frame_start": s.frame_start, "frame_stop": s.frame_stop,
-             "study_uid": s.study_uid, "label": str(getattr(s, "label", ""))}
-            for s in seq.segments]
+def _segments_json(seq: FrameSequence) -> list[dict[str, Any]]:
+    return [dataclasses.asdict(segment) for segment in seq.segments]
 
 
 def patient_from_header(ds: Dataset | None, patient_id: str) -> PatientInfo:

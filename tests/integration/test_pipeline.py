@@ -166,3 +166,42 @@ def test_radraft_draft_names_a_missing_model(tmp_path: Path, phantom_dir: Path) 
                                       "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "radraft:" in result.output
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_priors_fetched_from_the_pacs(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str, phantom_dir: Path,
+) -> None:
+    """No prior in the local store: C-FIND at the PACS (Orthanc) by patient, C-GET the
+    newest prior into data_dir/priors, and it enters the frames as a prior segment."""
+    from orthanc import OrthancServer
+
+    from radraft.reporting.phantom import PhantomStudy
+
+    with sessions() as session:
+        study = index_folder(session, phantom_dir)
+    current = PhantomStudy(study.study_uid, study.patient_id, study.accession,
+                           study.study_date, "CT", phantom_dir)
+    prior_dir = tmp_path / "prior"
+    prior = write_phantom_study(prior_dir, slices=3, size=48, phases=["portal venous"],
+                                prior_of=current)
+    with OrthancServer(tmp_path / "orthanc", aet="ORTHANC", extra_config={
+        "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True,
+    }) as pacs:
+        for path in sorted(prior_dir.rglob("*.dcm")):
+            pacs.upload(path)
+        settings = worker_settings(tmp_path, db_url, pacs={
+            "host": "127.0.0.1", "port": pacs.dicom_port, "ae_title": "ORTHANC",
+            "retrieve": "get", "timeout_s": 20})
+        outcome = RuleOutcome("all", "draft", profile="ct-generic", priority=Priority.ROUTINE)
+        with sessions() as session:
+            [wake] = create_jobs(session, settings, stable_of(study), [outcome])
+            session.commit()
+        assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 0,
+                         lambda _w: None) == "done"
+    fetched = settings.data_dir / "priors" / prior.study_uid
+    assert len(list(fetched.glob("*.dcm"))) == 3
+    with sessions() as session:
+        draft = session.scalars(select(Draft)).one()
+    priors = {s["study_uid"] for s in draft.segments if s["is_prior"]}
+    assert priors == {prior.study_uid}
