@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -205,7 +206,8 @@ def draft_job(
                                "context": round(context_s, 3), **product.timings}
         except FINAL as exc:
             return _fail(session, settings, job, exc, final=True)
-        except (RadraftError, OSError) as exc:  # ModelError, DeliveryError, a disk hiccup
+        except (RadraftError, OSError, SoftTimeLimitExceeded) as exc:
+            # ModelError, DeliveryError, a disk hiccup, the task's soft time limit
             return _fail(session, settings, job, exc, final=False)
         clock = time.perf_counter()
         rows = _store(session, settings, job, product, predecessor)
