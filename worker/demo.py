@@ -33,8 +33,11 @@ from radraft.reporting.phantom import write_phantom_study
 Echo = Callable[[str], None]
 
 RULES = """rules:
+  - name: demo-archive
+    match: {calling_aet: [DEMO_ARCHIVE]}
+    action: ignore
   - name: demo-ct
-    match: {modality: [CT]}
+    match: {modality: [CT], calling_aet: [DEMO_CT]}
     action: draft
     profile: ct-abdomen-multiphase
     priority: stat
@@ -113,10 +116,10 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, timeout: flo
     raise DemoFailed(f"port {port} did not open within {timeout:.0f} s; see {log}")
 
 
-def _send_study(folder: Path, port: int) -> int:
+def _send_study(folder: Path, port: int, calling_aet: str) -> int:
     files = sorted(folder.rglob("*.dcm"))
     datasets = [dcmread(f) for f in files]
-    ae = AE(ae_title="DEMO_SCU")
+    ae = AE(ae_title=calling_aet)
     for uid in sorted({str(ds.SOPClassUID) for ds in datasets}):
         ae.add_requested_context(uid)
     assoc = ae.associate("127.0.0.1", port, ae_title="RADRAFT")
@@ -163,6 +166,8 @@ def _wait_for_outputs(config: Path, study_uid: str, echo: Echo, timeout: float) 
                         f"deliveries: {sum(s == 'delivered' for s in states)}/{len(states)}")
                 if job is not None and job.state == "failed":
                     raise DemoFailed(f"the draft failed: {job.last_error}")
+                if job is not None and job.last_error.startswith("cannot draft"):
+                    raise DemoFailed(f"the worker {job.last_error}")
                 if job is not None and job.last_error and job.state == "queued":
                     line += f" — {job.last_error[:160]}"
                 if draft is not None and states and all(s == "delivered" for s in states):
@@ -203,8 +208,9 @@ def run_demo(root: Path, echo: Echo, *, timeout_s: float = 600) -> int:
                              echo):
                 stages.skipped.append("HL7 order and labs")
         with stages.stage("send the prior and the study over DICOM (C-STORE)"):
-            count = _send_study(prior.directory, settings.dicom.port)
-            count += _send_study(current.directory, settings.dicom.port)
+            # The prior as the archive sends it (ignored by the rules), then the new study.
+            count = _send_study(prior.directory, settings.dicom.port, "DEMO_ARCHIVE")
+            count += _send_study(current.directory, settings.dicom.port, "DEMO_CT")
             echo(f"    {count} instances stored")
         with stages.stage("stable → job → frames → model → SR/KOS/HL7 → outbox → folder"):
             draft = _wait_for_outputs(config, current.study_uid, echo, timeout_s)
