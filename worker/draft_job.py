@@ -27,7 +27,12 @@ from radraft.ehr.outbound import OrderInfo, PatientInfo
 from radraft.reporting.sr import JobKey
 from radraft.worker.backoff import next_attempt
 from radraft.worker.enqueue import Enqueue, WakeUp
-from radraft.worker.gather import local_priors, pacs_priors, study_folder
+from radraft.worker.gather import (
+    evidence_from_index,
+    local_priors,
+    pacs_priors,
+    study_folder,
+)
 from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.links import Links
 from radraft.worker.outbox import add_deliveries
@@ -178,6 +183,7 @@ def draft_job(
             profile = settings.profiles[job.profile]
             clock = time.perf_counter()
             folder = study_folder(session, settings, job.study_uid)
+            evidence = evidence_from_index(session, job.study_uid)
             gather_s = time.perf_counter() - clock
             priors = local_priors(session, settings, study, profile)
             if len(priors) < profile.max_priors:
@@ -199,6 +205,7 @@ def draft_job(
                 if predecessor and predecessor.sr_uid else None,
                 order=order_info(session, order, study), hl7_destinations=hl7,
                 patient=patient_info(session, order, study), progress=progress,
+                sources=evidence,
             )
             context_s = time.perf_counter() - clock - gather_s - priors_s
             product = run_draft(settings, links, request, backend)

@@ -6,10 +6,12 @@ import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pydicom import dcmread
+from pydicom.dataset import Dataset
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from radraft.core.db import Instance, Study
+from radraft.core.db import Instance, Series, Study
 from radraft.core.errors import DeliveryError, FrameError
 from radraft.core.settings import ProfileSettings, Settings
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
@@ -29,6 +31,29 @@ def study_folder(session: Session, settings: Settings, study_uid: str) -> Path:
     if not stored.is_absolute():
         stored = settings.dicom_dir / stored
     return stored.parent.parent
+
+
+def evidence_from_index(session: Session, study_uid: str) -> list[Dataset]:
+    """The SR's evidence without parsing every file: the first image's full header (patient
+    and study attributes) and, for the others, the UIDs the index already holds."""
+    rows = session.execute(
+        select(Instance.path, Instance.sop_uid, Instance.sop_class_uid, Series.series_uid)
+        .join(Series, Series.id == Instance.series_id).join(Study, Study.id == Instance.study_id)
+        .where(Study.study_uid == study_uid, Instance.is_image.is_(True))
+        .order_by(Series.series_uid, Instance.instance_number, Instance.sop_uid)
+    ).all()
+    if not rows:
+        raise FrameError(f"study {study_uid}: no stored image instance")
+    first = dcmread(rows[0][0], stop_before_pixels=True)
+    sources: list[Dataset] = [first]
+    for _path, sop_uid, sop_class_uid, series_uid in rows[1:]:
+        ds = Dataset()
+        ds.StudyInstanceUID = study_uid
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = sop_uid
+        ds.SOPClassUID = sop_class_uid
+        sources.append(ds)
+    return sources
 
 
 def _window_start(study: Study, days: int) -> str:

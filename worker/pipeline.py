@@ -66,6 +66,8 @@ class DraftRequest:
     patient: PatientInfo | None = None  # PHI: into the HL7 message only
     hl7_destinations: dict[str, Hl7Destination] = field(default_factory=dict)
     progress: Callable[[str], None] | None = None
+    # The SR's evidence headers when the caller has them (the index); else read from disk.
+    sources: Sequence[Dataset] | None = None
 
 
 @contextmanager
@@ -191,7 +193,8 @@ def run_draft(
         note("outputs")
         # Read after the frames, not beside them: a parallel read measured slower (the
         # header parsing holds the GIL the frame threads need).
-        sources = read_sources(request.study)
+        sources = list(request.sources) if request.sources is not None \
+            else read_sources(request.study)
         outputs = build_outputs(
             report, seq, sources, settings=settings, job_key=key,
             model_name=model_name, model_version=str(getattr(result, "model_version", "")),

@@ -116,7 +116,14 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
         assert deliver(sessions, settings, row_id, 0) == "delivered"
     folder = tmp_path / "outbox" / study.study_uid
     sr_file = folder / f"sr-{draft.sr_uid}.dcm"
-    assert dcmread(sr_file).SOPInstanceUID == draft.sr_uid
+    sr = dcmread(sr_file)
+    assert sr.SOPInstanceUID == draft.sr_uid
+    # Evidence: every image of the study (the index's UIDs, not a re-read of each file).
+    evidence = {ref.ReferencedSOPInstanceUID
+                for study_item in sr.CurrentRequestedProcedureEvidenceSequence
+                for series in study_item.ReferencedSeriesSequence
+                for ref in series.ReferencedSOPSequence}
+    assert evidence == {dcmread(p).SOPInstanceUID for p in phantom_dir.rglob("*.dcm")}
     assert any(p.name.startswith("kos-") for p in folder.iterdir())
     [text] = [p.read_text() for p in folder.glob("text-*.txt")]
     assert "CT abdomen" in text
