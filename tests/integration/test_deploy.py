@@ -182,3 +182,11 @@ def test_vllm_flags_are_json_where_vllm_expects_json() -> None:
 def test_no_real_secret_in_deploy_examples(path: str) -> None:
     text = (DEPLOY / path).read_text()
     assert "PASSWORD=" not in text.replace("${", "")
+
+
+def test_make_installs_the_tools_these_tests_and_the_lab_use() -> None:
+    line = next(x for x in (REPO / "Makefile").read_text().splitlines()
+                if x.startswith("APT_PACKAGES"))
+    packages = set(line.split(":=", 1)[1].split())
+    # docker-compose (compose config), systemd (systemd-analyze), iproute2 (ip netns), dcmtk.
+    assert {"docker-compose", "systemd", "iproute2", "dcmtk"} <= packages
