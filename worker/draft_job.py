@@ -161,6 +161,14 @@ def _fail(session: Session, settings: Settings, job: Job, exc: Exception, *, fin
     return job.state
 
 
+def _cancel(session: Session, job: Job) -> str:
+    job.state, job.finished_at, job.lease_until = "cancelled", db_now(session), None
+    audit.record(session, "job.cancelled", study_uid=job.study_uid, job_id=job.id,
+                 reason="order cancelled or final at the RIS")
+    session.commit()
+    return job.state
+
+
 def draft_job(
     sessions: sessionmaker[Session], settings: Settings, links: Links, backend: Any,
     job_id: int, attempts: int, enqueue: Enqueue,
@@ -174,11 +182,7 @@ def draft_job(
             return "not-due"
         study = session.scalars(select(Study).where(Study.study_uid == job.study_uid)).one()
         if closed_order(session, job.study_uid, study.accession):
-            job.state, job.finished_at = "cancelled", db_now(session)
-            audit.record(session, "job.cancelled", study_uid=job.study_uid, job_id=job.id,
-                         reason="order cancelled or final at the RIS")
-            session.commit()
-            return job.state
+            return _cancel(session, job)
         try:
             profile = settings.profiles[job.profile]
             clock = time.perf_counter()
@@ -216,6 +220,9 @@ def draft_job(
         except (RadraftError, OSError, SoftTimeLimitExceeded) as exc:
             # ModelError, DeliveryError, a disk hiccup, the task's soft time limit
             return _fail(session, settings, job, exc, final=False)
+        if closed_order(session, job.study_uid, study.accession):
+            # The RIS closed the order while the model was drafting: nothing goes out.
+            return _cancel(session, job)
         clock = time.perf_counter()
         rows = _store(session, settings, job, product, predecessor)
         session.commit()

@@ -212,3 +212,32 @@ def test_priors_fetched_from_the_pacs(
         draft = session.scalars(select(Draft)).one()
     priors = {s["study_uid"] for s in draft.segments if s["is_prior"]}
     assert priors == {prior.study_uid}
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_order_closed_while_drafting_sends_nothing(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str, phantom_dir: Path,
+) -> None:
+    from radraft.core.db import Order, db_now
+
+    settings = worker_settings(tmp_path, db_url)
+    with sessions() as session:
+        study = index_folder(session, phantom_dir)
+        [wake] = create_jobs(session, settings, stable_of(study),
+                             [RuleOutcome("all", "draft", profile="ct-generic")])
+        session.commit()
+
+    class _ClosingBackend(_Backend):
+        def draft(self, seq: Any, prompt: _Prompt) -> _Result:
+            with sessions() as session:  # the RIS reports a final result meanwhile
+                now = db_now(session)
+                session.add(Order(accession=study.accession, study_uid=study.study_uid,
+                                  status="final", received_at=now, updated_at=now))
+                session.commit()
+            return super().draft(seq, prompt)
+
+    assert draft_job(sessions, settings, stand_in_links(), _ClosingBackend(), wake.row_id, 0,
+                     lambda _w: None) == "cancelled"
+    with sessions() as session:
+        assert session.scalars(select(Draft)).all() == []
+        assert session.scalars(select(Delivery)).all() == []
