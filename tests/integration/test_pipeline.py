@@ -241,3 +241,39 @@ def test_order_closed_while_drafting_sends_nothing(
     with sessions() as session:
         assert session.scalars(select(Draft)).all() == []
         assert session.scalars(select(Delivery)).all() == []
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_worker_lost_mid_draft_drafts_once(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str, phantom_dir: Path,
+) -> None:
+    """A worker claims the job and dies (lease left behind): the sweeper queues it again,
+    the next attempt drafts it; one Draft row, one set of outbox rows."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from radraft.core.db import db_now
+    from radraft.worker.jobs import claim_job
+    from radraft.worker.sweeper import sweep_once
+
+    settings = worker_settings(tmp_path, db_url)
+    with sessions() as session:
+        study = index_folder(session, phantom_dir)
+        [wake] = create_jobs(session, settings, stable_of(study),
+                             [RuleOutcome("all", "draft", profile="ct-generic")])
+        session.commit()
+        assert claim_job(session, wake.row_id, 0, worker="dead", lease_s=600) is not None
+        session.execute(update(Job).values(lease_until=db_now(session) - timedelta(seconds=1)))
+        session.commit()
+        [again] = sweep_once(session, settings)
+    assert again.attempts == 1
+    # The dead worker's message, redelivered by the broker, finds nothing to claim.
+    assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 0,
+                     lambda _w: None) == "not-due"
+    assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 1,
+                     lambda _w: None) == "done"
+    with sessions() as session:
+        assert len(session.scalars(select(Draft)).all()) == 1
+        kinds = sorted(session.scalars(select(Delivery.payload_kind)).all())
+    assert kinds == ["alert", "html", "kos", "oru", "sheet", "sr", "text", "tid1500"]
