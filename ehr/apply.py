@@ -1,0 +1,157 @@
+"""Apply a stored HL7 message to patients, visits, orders, labs and prior reports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from radraft.core.db import LabResult, Order, Patient, PriorReport, Visit
+from radraft.core.errors import Hl7Error
+from radraft.ehr.er7 import Message
+
+CANCEL_CODES = ("CA", "OC", "DC")
+PRIORITIES = {"S": "stat", "A": "asap", "R": "routine", "P": "preop", "T": "timing"}
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    accession: str
+    study_uid: str
+    status: str
+
+
+def _patient(session: Session, msg: Message, now: datetime) -> Patient:
+    pid = msg.first("PID")
+    patient_id = msg.field(pid, 3, 1)
+    if not patient_id:
+        raise Hl7Error("PID-3 (patient identifier) is empty", segment="PID", field=3, code="101")
+    issuer = msg.field(pid, 3, 4)
+    patient = session.scalars(select(Patient).where(
+        Patient.patient_id == patient_id, Patient.issuer == issuer)).first()
+    if patient is None:
+        patient = Patient(patient_id=patient_id, issuer=issuer, updated_at=now)
+        session.add(patient)
+    name = msg.field(pid, 5, 1) + ("^" + msg.field(pid, 5, 2) if msg.field(pid, 5, 2) else "")
+    patient.name = name[:256] or patient.name
+    patient.birth_date = msg.field(pid, 7)[:8] or patient.birth_date
+    patient.sex = msg.field(pid, 8)[:16] or patient.sex
+    patient.updated_at = now
+    session.flush()
+    return patient
+
+
+def _adt(session: Session, msg: Message, event: str, now: datetime) -> None:
+    patient = _patient(session, msg, now)
+    pv1 = msg.first("PV1")
+    if event in ("A40", "A47"):
+        mrg = msg.first("MRG")
+        old_id = msg.field(mrg, 1, 1)
+        old = session.scalars(select(Patient).where(
+            Patient.patient_id == old_id, Patient.issuer == msg.field(mrg, 1, 4))).first()
+        if old is not None and event == "A40":
+            old.merged_into_id = patient.id
+        return
+    if pv1 is None:
+        return
+    number = msg.field(pv1, 19)
+    visit = session.scalars(select(Visit).where(
+        Visit.patient_ref == patient.id, Visit.visit_number == number)).first()
+    if visit is None:
+        visit = Visit(patient_ref=patient.id, visit_number=number, updated_at=now)
+        session.add(visit)
+    visit.patient_class = msg.field(pv1, 2)[:8]
+    visit.location = "^".join(p for p in (msg.field(pv1, 3, 1), msg.field(pv1, 3, 2)) if p)
+    visit.admitted_at = msg.field(pv1, 44)[:32]
+    if event == "A03":
+        visit.discharged_at = msg.field(pv1, 45)[:32] or now.strftime("%Y%m%d%H%M%S")
+    visit.diagnoses = [msg.field(dg1, 3, 2) or msg.field(dg1, 3, 1) for dg1 in msg.all("DG1")]
+    visit.updated_at = now
+
+
+def _order(session: Session, msg: Message, now: datetime) -> OrderChange:
+    patient = _patient(session, msg, now)
+    orc, obr = msg.first("ORC"), msg.first("OBR")
+    accession = (msg.get("IPC", 1) or msg.field(obr, 18) or msg.field(obr, 3, 1)
+                 or msg.field(orc, 3, 1))
+    if not accession:
+        raise Hl7Error("no accession number (IPC-1, OBR-18, OBR-3)", segment="OBR", field=18,
+                       code="101")
+    order = session.scalars(select(Order).where(Order.accession == accession)).first()
+    if order is None:
+        order = Order(accession=accession, received_at=now, updated_at=now)
+        session.add(order)
+    order.patient_ref = patient.id
+    order.placer_order_number = msg.field(orc, 2, 1) or msg.field(obr, 2, 1)
+    order.filler_order_number = msg.field(orc, 3, 1) or msg.field(obr, 3, 1)
+    order.study_uid = msg.get("ZDS", 1, 1) or msg.get("IPC", 3) or order.study_uid
+    order.requested_procedure_id = msg.get("IPC", 2) or msg.field(obr, 19)
+    order.procedure_code = msg.field(obr, 4, 1)
+    order.procedure_text = msg.field(obr, 4, 2)[:256]
+    order.reason = msg.field(obr, 31, 2) or msg.field(obr, 31, 1) or msg.field(orc, 16, 2)
+    order.department = msg.field(orc, 17, 2) or msg.field(orc, 17, 1)
+    order.location = msg.get("PV1", 3, 1)
+    priority = msg.field(orc, 7, 6) or msg.field(obr, 27, 6) or msg.field(obr, 5)
+    order.priority = PRIORITIES.get(priority, priority.lower() or "routine")
+    order.ordering_provider = "^".join(p for p in (msg.field(orc, 12, 2), msg.field(orc, 12, 3))
+                                       if p)
+    if msg.field(orc, 1) in CANCEL_CODES:
+        order.status = "cancelled"
+    order.updated_at = now
+    return OrderChange(order.accession, order.study_uid, order.status)
+
+
+def _result(session: Session, msg: Message, message_id: int, now: datetime) -> list[OrderChange]:
+    patient = _patient(session, msg, now)
+    changes: list[OrderChange] = []
+    obr = msg.first("OBR")
+    text_lines = [msg.field(obx, 5) for obx in msg.all("OBX") if msg.field(obx, 2) in ("TX", "FT")]
+    if text_lines:  # a narrative result: a (prior) radiology report
+        accession = msg.field(obr, 18) or msg.field(obr, 3, 1)
+        text = "\n".join(text_lines)
+        impression = text.split("IMPRESSION:", 1)[-1].strip() if "IMPRESSION:" in text else ""
+        session.add(PriorReport(
+            patient_ref=patient.id, accession=accession, procedure_text=msg.field(obr, 4, 2),
+            result_status=msg.field(obr, 25), text=text, impression=impression,
+            message_id=message_id, observed_at=_when(msg.field(obr, 7))))
+        order = session.scalars(select(Order).where(Order.accession == accession)).first()
+        if order is not None and msg.field(obr, 25) == "F" and order.status != "cancelled":
+            order.status = "final"
+            order.updated_at = now
+            changes.append(OrderChange(order.accession, order.study_uid, order.status))
+        return changes
+    for obx in msg.all("OBX"):
+        session.add(LabResult(
+            patient_ref=patient.id, code=msg.field(obx, 3, 1), coding_system=msg.field(obx, 3, 3),
+            name=msg.field(obx, 3, 2)[:256], value=msg.field(obx, 5)[:256],
+            units=msg.field(obx, 6, 1)[:64], reference_range=msg.field(obx, 7)[:64],
+            abnormal_flags=msg.field(obx, 8)[:16], status=msg.field(obx, 11)[:4],
+            observed_at=_when(msg.field(obx, 14) or msg.field(obr, 7)), message_id=message_id))
+    return changes
+
+
+def _when(value: str) -> datetime | None:
+    digits = value.split("+")[0].split("-")[0].split(".")[0]
+    for fmt in ("%Y%m%d%H%M%S", "%Y%m%d%H%M", "%Y%m%d"):
+        try:
+            return datetime.strptime(digits, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def apply_message(
+    session: Session, msg: Message, message_id: int, now: datetime,
+) -> list[OrderChange]:
+    """Apply one message in the caller's transaction; the order changes it made."""
+    kind, event = msg.get("MSH", 9, 1), msg.get("MSH", 9, 2)
+    if kind == "ADT":
+        _adt(session, msg, event, now)
+        return []
+    if kind in ("ORM", "OMI", "OMG"):
+        return [_order(session, msg, now)]
+    if kind == "ORU":
+        return _result(session, msg, message_id, now)
+    return []  # other types are stored and acknowledged, not applied
