@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -136,7 +136,7 @@ def _when(value: str) -> datetime | None:
     digits = value.split("+")[0].split("-")[0].split(".")[0]
     for fmt in ("%Y%m%d%H%M%S", "%Y%m%d%H%M", "%Y%m%d"):
         try:
-            return datetime.strptime(digits, fmt)
+            return datetime.strptime(digits, fmt).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None

@@ -81,7 +81,7 @@ def clinical_context(
             LabResult.patient_ref == patient.id).order_by(LabResult.observed_at.desc())):
         wanted = not profile.labs or lab.code in profile.labs or lab.name in profile.labs
         if wanted and (lab.observed_at is None or lab.observed_at >= since):
-            flag = f" [{lab.abnormal_flags}]" if lab.abnormal_flags else ""
+            flag = f" [{lab.abnormal_flags}]" if lab.abnormal_flags not in ("", "N") else ""
             ctx.labs.append(f"{lab.name or lab.code} {lab.value} {lab.units}{flag}".strip())
     priors = session.scalars(select(PriorReport).where(
         PriorReport.patient_ref == patient.id, PriorReport.accession != order.accession,

@@ -9,6 +9,7 @@ import ssl
 from collections.abc import Callable
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Hl7Message, db_now
@@ -57,6 +58,13 @@ def handle_message(
             row.ack_code, row.applied_at = "AA", db_now(session)
             session.commit()
             ack = build_ack(msg, "AA")
+        except SQLAlchemyError as exc:  # a value the database refuses: stored, not applied
+            session.rollback()
+            error = Hl7Error(f"cannot apply: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                             code="207")
+            row.ack_code, row.error = "AE", error.reason
+            session.commit()
+            ack = build_ack(msg, "AE", error)
         except Hl7Error as exc:
             session.rollback()
             row.ack_code, row.error = "AE", str(exc)

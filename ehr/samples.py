@@ -10,7 +10,7 @@ def demo_messages(*, accession: str, patient_id: str) -> list[bytes]:
         f"MSH|^~\\&|RIS|HOSP|RADRAFT|HOSP|20260101120000||ORM^O01|ORM{accession}|P|2.3",
         pid, "PV1|1|E|ED^01", f"ORC|NW|P{accession}|F{accession}||SC||^^^^^S",
         f"OBR|1|P{accession}|F{accession}|CTABD^CT abdomen||||||||||||||{accession}"
-        "||||||||||||||^Abdominal pain, suspected appendicitis"]) + "\r"
+        "|||||||||||||^Abdominal pain, suspected appendicitis"]) + "\r"
     lab = "\r".join([
         f"MSH|^~\\&|LAB|HOSP|RADRAFT|HOSP|20260101110000||ORU^R01|LAB{accession}|P|2.5.1",
         pid, f"OBR|1||L{accession}|CHEM^Chemistry",
