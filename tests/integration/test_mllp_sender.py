@@ -1,0 +1,31 @@
+"""send_mllp against radraft's own listener component: AA delivered, AE permanent, no peer."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import free_port
+from sqlalchemy.orm import Session, sessionmaker
+
+from radraft.core.errors import PermanentDeliveryError, TransientDeliveryError
+from radraft.core.settings import Hl7Settings, Settings
+from radraft.ehr.component import Hl7Listener
+from radraft.ehr.mllp import send_mllp
+from radraft.ehr.samples import demo_messages
+
+
+def test_send_mllp_outcomes(sessions: sessionmaker[Session]) -> None:
+    port = free_port()
+    listener = Hl7Listener(Settings(hl7=Hl7Settings(host="127.0.0.1", port=port)), sessions)
+    listener.start()
+    try:
+        order, _lab = demo_messages(accession="S1", patient_id="P1")
+        ack = send_mllp("127.0.0.1", port, order, timeout_s=10)
+        assert (ack.code, ack.control_id) == ("AA", "ORMS1")
+        no_accession = order.replace(b"|S1||", b"|||").replace(b"PS1", b"").replace(
+            b"FS1", b"").replace(b"ORMS1", b"ORMX")
+        with pytest.raises(PermanentDeliveryError, match="accession"):
+            send_mllp("127.0.0.1", port, no_accession, timeout_s=10)
+    finally:
+        listener.stop()
+    with pytest.raises(TransientDeliveryError):
+        send_mllp("127.0.0.1", port, order, timeout_s=2)
