@@ -13,12 +13,14 @@ from radraft.core.db.models_ehr import (
 )
 from radraft.core.db.models_ingest import Instance, RuleDecision, Series, Study, StudyAnnouncement
 from radraft.core.db.models_jobs import Delivery, Draft, Job
+from radraft.core.db.models_web import DraftImage, WebSession, WorkerHeartbeat
 
 __all__ = [
     "AuditEvent",
     "Base",
     "Delivery",
     "Draft",
+    "DraftImage",
     "Hl7Message",
     "Instance",
     "Job",
@@ -32,6 +34,8 @@ __all__ = [
     "StudyAnnouncement",
     "User",
     "Visit",
+    "WebSession",
+    "WorkerHeartbeat",
     "db_now",
     "make_engine",
     "make_sessionmaker",
