@@ -7,6 +7,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -14,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
-from radraft.core.db import Delivery, Draft, Job, Order, Patient, Study, db_now
+from radraft.core.db import Delivery, Draft, DraftImage, Job, Order, Patient, Study, db_now
 from radraft.core.errors import (
     ConfigError,
     FrameError,
@@ -111,6 +112,17 @@ def _destinations(settings: Settings, job: Job) -> list[str]:
     return [n for n in names if n in settings.destinations]
 
 
+def _add_images(session: Session, draft: Draft, product: DraftProduct, now: datetime) -> None:
+    """The contact sheet and the cited key frames, for the console (same transaction)."""
+    for item in product.items:
+        if item.payload_kind == "sheet":
+            session.add(DraftImage(draft=draft, kind="sheet", frame_index=-1,
+                                   png=item.payload, created_at=now))
+    for index, png in sorted(product.key_frames.items()):
+        session.add(DraftImage(draft=draft, kind="frame", frame_index=index, png=png,
+                               created_at=now))
+
+
 def _store(
     session: Session, settings: Settings, job: Job, product: DraftProduct,
     predecessor: Draft | None,
@@ -127,6 +139,7 @@ def _store(
         segments=product.segments, created_at=now,
     )
     session.add(draft)
+    _add_images(session, draft, product, now)
     rows = add_deliveries(session, settings, draft, product.items, _destinations(settings, job),
                           now)
     job.state, job.finished_at, job.lease_until = "done", now, None

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from PIL import Image
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -52,6 +53,8 @@ class DraftProduct:
     triage_level: str
     uids: dict[str, str]
     timings: dict[str, float] = field(default_factory=dict)
+    # PNG of each cited frame, for the console (stored beside the Draft row).
+    key_frames: dict[int, bytes] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -166,6 +169,18 @@ def _hl7_items(
     return items
 
 
+def key_frame_pngs(seq: FrameSequence, frames: Sequence[int]) -> dict[int, bytes]:
+    """PNG bytes of each cited frame inside the sequence (the model's schema bounds the
+    indices, a stand-in model may not: out-of-range citations are skipped)."""
+    pngs: dict[int, bytes] = {}
+    for index in frames:
+        if 0 <= index < seq.frame_count:
+            buffer = BytesIO()
+            Image.fromarray(seq.frames[index]).save(buffer, format="PNG")
+            pngs[index] = buffer.getvalue()
+    return pngs
+
+
 def run_draft(
     settings: Settings, links: Links, request: DraftRequest, backend: Any,
 ) -> DraftProduct:
@@ -210,11 +225,12 @@ def run_draft(
         buffer = BytesIO()
         contact_sheet(seq).save(buffer, format="PNG")
         items.append(OutboxItem("sheet", buffer.getvalue(), control_id(*key, "sheet")))
+        key_frames = key_frame_pngs(seq, report.cited_frames())
     return DraftProduct(
         report=report, model_name=model_name, prompt_sha256=str(prompt.sha256),
         frame_count=int(seq.frame_count), segments=_segments_json(seq), items=items,
         rendered_text=text, rendered_html=html, triage_level=report.triage.level.value,
         uids={i.payload_kind: i.message_id for i in items
               if i.payload_kind in ("sr", "tid1500", "kos")},
-        timings=timings,
+        timings=timings, key_frames=key_frames,
     )

@@ -4,11 +4,15 @@ worker liveness."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from radraft.core.db.base import Base
+
+if TYPE_CHECKING:
+    from radraft.core.db.models_jobs import Draft
 
 
 class WebSession(Base):
@@ -42,6 +46,8 @@ class DraftImage(Base):
     frame_index: Mapped[int] = mapped_column(default=-1)
     png: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+
+    draft: Mapped[Draft] = relationship()
 
     __table_args__ = (UniqueConstraint("draft_id", "kind", "frame_index"),)
 
