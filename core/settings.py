@@ -83,8 +83,14 @@ class Hl7Settings(_Strict):
     port: int = Field(2575, ge=1, le=65535)
     max_message_bytes: int = Field(1 << 20, gt=0)
     idle_timeout_s: float = Field(300.0, gt=0)
+    # A frame that was started must be finished within this (a truncated frame is answered
+    # by closing the connection, not by waiting for the idle timeout).
+    frame_timeout_s: float = Field(30.0, gt=0)
+    # MSH-11 values accepted; others are refused with AR 202 (T: training messages).
+    processing_ids: list[str] = Field(default_factory=lambda: ["P", "D"])
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_ca: Path | None = None  # when set, senders must present a certificate it signed
     # An order arriving this long after its study became stable re-evaluates the rules.
     order_grace_s: float = Field(3600.0, ge=0)
 
@@ -105,6 +111,16 @@ class ModelSettings(_Strict):
     timeout_s: float = Field(300.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     api_key: SecretStr = SecretStr("")
+    # Longest answer; every schema string and list is bounded, so this is only a backstop.
+    max_tokens: int = Field(4096, ge=256)
+    # Visual tokens the video may spend (the frame budget); the rest of the context is text.
+    max_video_tokens: int = Field(12288, ge=64)
+    # The served model's video processor pixel range per frame (Qwen2.5-VL's defaults): the
+    # token arithmetic of the budget and of the truncation check follows the server's resize.
+    video_min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
+    video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
+    # An endpoint that failed is left out for this long before it is tried again.
+    endpoint_cooldown_s: float = Field(30.0, ge=0)
 
 
 class FrameRecipe(_Strict):

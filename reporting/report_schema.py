@@ -10,7 +10,7 @@ import copy
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from radraft.core.types import TriageLevel
 from radraft.reporting.codes import FINDING_SITES, FINDING_TYPES
@@ -33,8 +33,8 @@ class _Closed(BaseModel):
 
 
 class Finding(_Closed):
-    system: str = Field(max_length=64, description="organ or system, e.g. 'liver'")
-    text: str = Field(max_length=600)
+    system: str = Field(min_length=1, max_length=64, description="organ or system, e.g. 'liver'")
+    text: str = Field(min_length=1, max_length=600)
     severity: Severity
     finding_type: FindingType  # type: ignore[valid-type]
     finding_site: FindingSite  # type: ignore[valid-type]
@@ -43,7 +43,7 @@ class Finding(_Closed):
 
 class ImpressionItem(_Closed):
     rank: int = Field(ge=1, le=10)
-    text: str = Field(max_length=400)
+    text: str = Field(min_length=1, max_length=400)
 
 
 class Triage(_Closed):
@@ -51,9 +51,16 @@ class Triage(_Closed):
     reasons: list[str] = Field(default_factory=list, max_length=5)
     critical_findings: list[str] = Field(default_factory=list, max_length=5)
 
+    @field_validator("reasons", "critical_findings")
+    @classmethod
+    def _no_empty(cls, value: list[str]) -> list[str]:
+        if any(not item.strip() for item in value):
+            raise ValueError("items must not be empty")
+        return value
+
 
 class DraftReport(_Closed):
-    exam: str = Field(max_length=200)
+    exam: str = Field(min_length=1, max_length=200)
     technique: str = Field(max_length=600)
     comparison: str = Field(max_length=400)
     clinical_history: str = Field(max_length=600)
@@ -63,12 +70,20 @@ class DraftReport(_Closed):
     triage: Triage
     limitations: str = Field(max_length=400)
 
+    @field_validator("recommendations")
+    @classmethod
+    def _no_empty(cls, value: list[str]) -> list[str]:
+        if any(not item.strip() for item in value):
+            raise ValueError("items must not be empty")
+        return value
+
     def cited_frames(self) -> list[int]:
         return sorted({f for finding in self.findings for f in finding.frames})
 
 
 def _bound_string_items(schema: dict[str, Any], max_len: int) -> None:
-    """pydantic omits maxLength on list[str] items; add it so decoding terminates."""
+    """pydantic omits maxLength on list[str] items; add it so decoding terminates (and
+    minLength 1: an empty recommendation or reason says nothing)."""
     for node in _walk(schema):
         items = node.get("items")
         if (
@@ -76,6 +91,16 @@ def _bound_string_items(schema: dict[str, Any], max_len: int) -> None:
             and items.get("type") == "string" and "maxLength" not in items
         ):
             items["maxLength"] = max_len
+            items["minLength"] = 1
+
+
+def _require_all(schema: dict[str, Any]) -> None:
+    """Every property required (OpenAI's strict json_schema mode demands it, and a
+    constrained decoder then never has to choose which keys to write)."""
+    for node in _walk(schema):
+        if node.get("type") == "object" and isinstance(node.get("properties"), dict):
+            node["required"] = list(node["properties"])
+            node["additionalProperties"] = False
 
 
 def _walk(node: Any) -> list[dict[str, Any]]:
@@ -93,6 +118,7 @@ def _walk(node: Any) -> list[dict[str, Any]]:
 def base_schema() -> dict[str, Any]:
     schema = DraftReport.model_json_schema()
     _bound_string_items(schema, 300)
+    _require_all(schema)
     return schema
 
 
