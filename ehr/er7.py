@@ -7,17 +7,21 @@ on MSH-1, components/repetitions on MSH-2. Nothing is validated beyond what appl
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from radraft.core.errors import Hl7Error
 
 
 def decode(raw: bytes) -> str:
-    """UTF-8 when it decodes, else Latin-1: MSH-18 is not trusted (senders lie about it)."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+    """UTF-8 when it decodes, else Windows-1252, else Latin-1: MSH-18 is not trusted (senders
+    declare 8859/1 and send UTF-8, or send Windows "smart quotes" as 8859/1)."""
+    for charset in ("utf-8", "cp1252"):
+        try:
+            return raw.decode(charset)
+        except UnicodeDecodeError:
+            continue
+    return raw.decode("latin-1")
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,9 @@ class Message:
             return ""
         value = seg[index].split(self.repetition_sep)[0]
         parts = value.split(self.component_sep)
-        return unescape(parts[component - 1]) if component <= len(parts) else ""
+        if component > len(parts) or parts[component - 1] == '""':  # "" is HL7's explicit null
+            return ""
+        return unescape(parts[component - 1])
 
     def first(self, name: str) -> list[str] | None:
         found = self.all(name)
@@ -52,12 +58,28 @@ class Message:
         return self.get("MSH", 9, 1) + (f"^{event}" if event else "")
 
 
+_ESCAPES = {"F": "|", "S": "^", "T": "&", "R": "~", "E": "\\", ".br": "\n", "H": "", "N": ""}
+_ESCAPE = re.compile(r"\\(F|S|T|R|E|\.br|H|N|X[0-9A-Fa-f]*|\.sp\d*|\.in[+-]?\d*)\\")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = found.group(1)
+    if code in _ESCAPES:
+        return _ESCAPES[code]
+    if code.startswith("X"):  # hexadecimal data: the bytes, decoded like the message
+        try:
+            return decode(bytes.fromhex(code[1:]))
+        except ValueError:
+            return found.group(0)
+    return "\n" if code.startswith(".sp") else " "
+
+
 def unescape(value: str) -> str:
-    """The common escapes (\\F\\ \\S\\ \\T\\ \\R\\ \\E\\ \\.br\\); others are kept as text."""
-    for escape, char in (("\\F\\", "|"), ("\\S\\", "^"), ("\\T\\", "&"), ("\\R\\", "~"),
-                         ("\\.br\\", "\n"), ("\\E\\", "\\")):
-        value = value.replace(escape, char)
-    return value
+    """The escapes of v2.5 §2.7: separators, \\.br\\ and \\.sp\\ (line breaks), \\Xhh\\ (hex);
+    highlighting (\\H\\ \\N\\) is dropped. One left-to-right pass, so "\\E\\F\\" is "\\F"."""
+    if "\\" not in value:
+        return value
+    return _ESCAPE.sub(_escaped, value)
 
 
 def parse(raw: bytes) -> Message:

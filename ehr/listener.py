@@ -1,129 +1,148 @@
-"""asyncio MLLP listener: store raw + commit, apply, then ACK (original mode)."""
+"""asyncio MLLP listener: frames in, group-committed store + apply, then the ACK (original mode).
+
+Each connection is read by its own task; messages of one connection are answered in order
+(the next frame is handled after the previous ACK), messages of different connections share
+the writer's transactions (`ehr.writer`). A connection is closed on a framing violation, on
+`hl7.idle_timeout_s` without a byte, or when a started frame is not finished within
+`hl7.frame_timeout_s`; every complete frame gets an answer.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import ssl
-from collections.abc import Callable
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import Hl7Message, db_now
 from radraft.core.errors import Hl7Error
 from radraft.core.settings import Settings
-from radraft.ehr.apply import OrderChange, apply_message
-from radraft.ehr.er7 import Message, parse
-from radraft.ehr.mllp import END, START, build_ack, frame
+from radraft.ehr.er7 import parse, split_batch
+from radraft.ehr.framing import Deframer, Frame, Oversize, Truncated, Violation
+from radraft.ehr.mllp import build_ack, build_batch_ack, frame
+from radraft.ehr.writer import GroupWriter, OnOrderChange
 
 log = logging.getLogger(__name__)
-OnOrderChange = Callable[[OrderChange], None]
+
+__all__ = ["OnOrderChange", "run_listener"]
 
 
-def handle_message(
-    sessions: sessionmaker[Session], raw: bytes, peer: str,
-    on_order_change: OnOrderChange | None = None,
-) -> bytes:
-    """Store, commit, apply one message; the ACK bytes. Duplicates are ACKed, not re-applied."""
-    try:
-        msg: Message | None = parse(raw)
-    except Hl7Error as exc:
-        return build_ack(None, "AR", exc)
-    assert msg is not None
-    control = msg.get("MSH", 10)
-    if not control:
-        return build_ack(msg, "AR", Hl7Error("MSH-10 (control id) is empty", field=10,
-                                             code="101", reject=True))
-    digest = hashlib.sha256(raw).hexdigest()
-    facility = msg.get("MSH", 4)[:128]
-    with sessions() as session:
-        existing = session.scalars(select(Hl7Message).where(
-            Hl7Message.control_id == control[:64], Hl7Message.sending_facility == facility,
-            Hl7Message.sha256 == digest)).first()
-        if existing is not None:
-            return build_ack(msg, existing.ack_code or "AA")
-        row = Hl7Message(
-            control_id=control[:64], sending_application=msg.get("MSH", 3)[:128],
-            sending_facility=facility, message_type=msg.message_type[:16],
-            version=msg.get("MSH", 12)[:16], raw=raw, sha256=digest, peer=peer[:64],
-            received_at=db_now(session))
-        session.add(row)
-        session.commit()  # durable before anything is acknowledged
-        changes: list[OrderChange] = []
-        try:
-            changes = apply_message(session, msg, row.id, db_now(session))
-            row.ack_code, row.applied_at = "AA", db_now(session)
-            session.commit()
-            ack = build_ack(msg, "AA")
-        except SQLAlchemyError as exc:  # a value the database refuses: stored, not applied
-            session.rollback()
-            error = Hl7Error(f"cannot apply: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                             code="207")
-            row.ack_code, row.error = "AE", error.reason
-            session.commit()
-            ack = build_ack(msg, "AE", error)
-        except Hl7Error as exc:
-            session.rollback()
-            row.ack_code, row.error = "AE", str(exc)
-            session.commit()
-            ack = build_ack(msg, "AE", exc)
-    log.info("HL7 %s %s from %s: %s", msg.message_type, control, peer, ack.split(b"|")[12:13])
-    for change in changes if on_order_change else []:
-        assert on_order_change is not None
-        on_order_change(change)
-    return ack
+async def _answer(writer: GroupWriter, body: bytes, peer: str) -> bytes:
+    """The ACK for one frame: a message, or a batch (FHS/BHS) answered by a batch of ACKs."""
+    head = body.lstrip(b"\r\n")[:3]
+    if head not in (b"FHS", b"BHS"):
+        return await asyncio.wrap_future(writer.submit(body, peer))
+    messages = split_batch(body)
+    futures = [asyncio.wrap_future(writer.submit(m, peer)) for m in messages]
+    acks = list(await asyncio.gather(*futures))
+    reference = ""
+    for line in body.replace(b"\n", b"\r").split(b"\r"):
+        if line.startswith(b"BHS") and len(line) > 3:
+            fields = line.split(line[3:4])
+            reference = fields[10].decode("latin-1") if len(fields) > 10 else ""
+    return build_batch_ack(acks, with_file_header=head == b"FHS", reference=reference)
+
+
+def _oversize_ack(event: Oversize, limit: int) -> bytes:
+    try:  # echo MSH-10 when the head of the frame has a readable MSH
+        msg = parse(event.head.split(b"\r")[0] + b"\r")
+    except Hl7Error:
+        msg = None
+    return build_ack(msg, "AR", Hl7Error(
+        f"message over {limit} bytes refused (received {event.size} so far)", code="207",
+        reject=True))
 
 
 async def _serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, settings: Settings,
-    sessions: sessionmaker[Session], on_order_change: OnOrderChange | None,
+    reader: asyncio.StreamReader, stream: asyncio.StreamWriter, settings: Settings,
+    writer: GroupWriter,
 ) -> None:
-    peer = str(writer.get_extra_info("peername"))
-    limit = settings.hl7.max_message_bytes
-    buffer = b""
+    peer = str(stream.get_extra_info("peername"))[:64]
+    deframer = Deframer(settings.hl7.max_message_bytes)
     try:
         while True:
-            chunk = await asyncio.wait_for(reader.read(65536), settings.hl7.idle_timeout_s)
+            timeout = (settings.hl7.frame_timeout_s if deframer.in_frame
+                       else settings.hl7.idle_timeout_s)
+            chunk = await asyncio.wait_for(reader.read(65536), timeout)
             if not chunk:
                 return
-            buffer += chunk
-            while END in buffer:
-                block, buffer = buffer.split(END, 1)
-                body = block[block.find(START) + 1:] if START in block else block
-                if len(body) > limit:
-                    ack = build_ack(None, "AR", Hl7Error(
-                        f"message of {len(body)} bytes exceeds {limit}", code="100", reject=True))
+            for event in deframer.feed(chunk):
+                if isinstance(event, Frame):
+                    ack = await _answer(writer, event.body, peer)
+                elif isinstance(event, Oversize):
+                    log.warning("HL7 from %s: frame over %d bytes refused", peer,
+                                settings.hl7.max_message_bytes)
+                    ack = _oversize_ack(event, settings.hl7.max_message_bytes)
+                elif isinstance(event, Truncated):
+                    log.warning("HL7 from %s: a frame of %d bytes was cut short by a new "
+                                "start block; dropped", peer, event.size)
+                    continue
                 else:
-                    ack = await asyncio.to_thread(
-                        handle_message, sessions, body, peer, on_order_change)
-                writer.write(frame(ack))
-                await writer.drain()
-            if len(buffer) > limit:
-                log.warning("HL7 from %s: unframed data over %d bytes, closing", peer, limit)
-                return
-    except (TimeoutError, ConnectionError):
-        return
+                    assert isinstance(event, Violation)
+                    log.warning("HL7 from %s: %s; closing the connection", peer, event.reason)
+                    return
+                stream.write(frame(ack))
+                await stream.drain()
+    except TimeoutError:
+        log.info("HL7 from %s: %s, closing", peer,
+                 "frame not finished in time" if deframer.in_frame else "idle")
+    except (ConnectionError, ssl.SSLError, OSError) as exc:
+        log.info("HL7 from %s: connection lost (%s)", peer, type(exc).__name__)
     finally:
-        writer.close()
+        stream.close()
+        with contextlib.suppress(Exception):
+            await stream.wait_closed()
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    """Server TLS when hl7.tls_cert and hl7.tls_key are set (client certificates required
+    when hl7.tls_ca is set)."""
+    hl7 = settings.hl7
+    if not (hl7.tls_cert and hl7.tls_key):
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(hl7.tls_cert, hl7.tls_key)
+    if hl7.tls_ca:
+        context.load_verify_locations(hl7.tls_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
 
 
 async def run_listener(
     settings: Settings, session_factory: sessionmaker[Session], *,
     on_order_change: OnOrderChange | None = None, ready: asyncio.Event | None = None,
 ) -> None:
-    """Serve MLLP on settings.hl7.host:port until cancelled (TLS when cert and key are set)."""
-    tls: ssl.SSLContext | None = None
-    if settings.hl7.tls_cert and settings.hl7.tls_key:
-        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        tls.load_cert_chain(settings.hl7.tls_cert, settings.hl7.tls_key)
-    server = await asyncio.start_server(
-        lambda r, w: _serve_connection(r, w, settings, session_factory, on_order_change),
-        settings.hl7.host, settings.hl7.port, ssl=tls)
-    log.info("HL7 MLLP listener on %s:%d", settings.hl7.host, settings.hl7.port)
+    """Serve MLLP on settings.hl7.host:port until cancelled; queued messages are finished
+    (stored and answered) before it returns."""
+    tls = tls_context(settings)
+    writer = GroupWriter(session_factory, processing_ids=frozenset(settings.hl7.processing_ids),
+                         on_order_change=on_order_change)
+    writer.start()
+    connections: set[asyncio.Task[None]] = set()
+
+    async def accept(reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        connections.add(task)
+        try:
+            await _serve_connection(reader, stream, settings, writer)
+        finally:
+            connections.discard(task)
+
+    server = await asyncio.start_server(accept, settings.hl7.host, settings.hl7.port, ssl=tls,
+                                        ssl_handshake_timeout=30 if tls else None)
+    log.info("HL7 MLLP listener on %s:%d%s", settings.hl7.host, settings.hl7.port,
+             " (TLS)" if tls else "")
     if ready is not None:
         ready.set()
-    async with server:
-        await server.serve_forever()
+    try:
+        async with server:
+            await server.serve_forever()
+    finally:
+        server.close()
+        for task in list(connections):
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
+        await asyncio.to_thread(writer.stop)

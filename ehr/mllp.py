@@ -26,27 +26,55 @@ class AckResult:
 
 
 def build_ack(msg: Message | None, code: str, error: Hl7Error | None = None) -> bytes:
-    """Original-mode ACK; MSA-2 echoes MSH-10; ERR-2 location, ERR-3 (table 0357), ERR-4."""
+    """Original-mode ACK (v2.5 §2.9.2.2): MSA-2 echoes MSH-10; with an error, an ERR segment.
+
+    ERR-2 is the location (segment ^ sequence ^ field), ERR-3 the HL7 table 0357 code, ERR-4
+    the severity; ERR-1 carries the same for 2.3/2.4 receivers (kept for backward compatibility
+    in 2.5), MSA-3 the text.
+    """
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    get = msg.get if msg is not None else (lambda *_: "")
-    control = get("MSH", 10)
-    version = get("MSH", 12) or "2.5.1"
-    trigger = get("MSH", 9, 2)
+
+    def get(index: int, component: int = 1) -> str:
+        return escape(msg.get("MSH", index, component)) if msg is not None else ""
+
+    control = get(10)
+    version = get(12) or "2.5.1"
     segments = [
-        f"MSH|^~\\&|RADRAFT|RADRAFT|{get('MSH', 3)}|{get('MSH', 4)}|{now}||ACK^{trigger}^ACK"
-        f"|ACK{control}|P|{version}",
-        f"MSA|{code}|{control}" + (f"|{_clean(error.reason)}" if error else ""),
+        f"MSH|^~\\&|RADRAFT|RADRAFT|{get(3)}|{get(4)}|{now}||ACK^{get(9, 2)}^ACK"
+        f"|A{control[:19]}|P|{version}",
+        f"MSA|{code}|{control}" + (f"|{_clean(error.reason)[:80]}" if error else ""),
     ]
     if error is not None:
-        severity = "E"
+        text = _clean(error.reason)[:60]
+        location = f"{error.segment}^{error.position}^{error.field or ''}"
         segments.append(
-            f"ERR||{error.segment}^{error.position}^{error.field}|{error.code}^"
-            f"{_clean(error.reason)[:60]}^HL70357|{severity}")
+            f"ERR|{location}^{error.code}&{text}&HL70357|{location}|{error.code}^{text}^HL70357"
+            f"|{'W' if code == 'AA' else 'E'}")
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
+def build_batch_ack(acks: list[bytes], *, with_file_header: bool, reference: str = "") -> bytes:
+    """A batch of ACKs answering a batch (v2.5 §2.10.3): BHS (BHS-12 = the batch's BHS-11),
+    one ACK per message, BTS."""
+    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    lines = [f"BHS|^~\\&|RADRAFT|RADRAFT|||{now}|||||{escape(reference)}"]
+    lines += [line for ack in acks for line in ack.decode("utf-8").split("\r") if line]
+    lines.append(f"BTS|{len(acks)}")
+    if with_file_header:
+        lines = [f"FHS|^~\\&|RADRAFT|RADRAFT|||{now}", *lines, "FTS|1"]
+    return ("\r".join(lines) + "\r").encode("utf-8")
+
+
+def escape(value: str) -> str:
+    """Re-escape a decoded value so that echoing it cannot break the ACK's structure."""
+    for char, seq in (("\\", "\\E\\"), ("|", "\\F\\"), ("^", "\\S\\"), ("&", "\\T\\"),
+                      ("~", "\\R\\"), ("\r", " "), ("\n", " ")):
+        value = value.replace(char, seq)
+    return value
+
+
 def _clean(text: str) -> str:
-    return text.replace("|", "/").replace("^", " ").replace("\r", " ").replace("~", " ")
+    return "".join(" " if c in "|^~&\\\r\n" or not c.isprintable() else c for c in text)
 
 
 def read_ack(raw: bytes) -> AckResult:
