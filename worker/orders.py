@@ -22,6 +22,7 @@ from radraft.core.db import Delivery, Draft, Job, Study, db_now
 from radraft.core.settings import Settings
 from radraft.core.types import StudyStable
 from radraft.dicom_node.rules import RulesWatcher, facts_for_study
+from radraft.ehr.apply import OrderChange
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.jobs import closed_order, create_jobs
 
@@ -97,5 +98,21 @@ def make_on_order_change(
             return
         for wake in wakes:
             enqueue(wake)
+
+    return on_order_change
+
+
+def celery_on_order_change(
+    settings: Settings, sessions: sessionmaker[Session], rules: RulesWatcher,
+) -> Callable[[OrderChange], None]:
+    """The hook `radraft serve` gives the HL7 listener: `make_on_order_change` publishing on
+    the configured broker, fed with the listener's `OrderChange`."""
+    from radraft.worker.celery_app import make_celery  # the Celery app only where it is used
+    from radraft.worker.enqueue import celery_enqueue
+
+    hook = make_on_order_change(settings, sessions, rules, celery_enqueue(make_celery(settings)))
+
+    def on_order_change(change: OrderChange) -> None:
+        hook(change.accession, change.study_uid)
 
     return on_order_change

@@ -1,4 +1,4 @@
-"""`radraft serve`: the long-running process (DICOM node; HL7 listener and web console plug in).
+"""`radraft serve`: the long-running process (DICOM node, HL7 listener; the web console plugs in).
 
 Components are started in order and stopped in reverse. To add one (the HL7 listener, the web
 console), append an object with `name`, `start()` and `stop()` in `build_components`.
@@ -28,7 +28,9 @@ from radraft.core.settings import Settings
 from radraft.core.types import StudyStable
 from radraft.dicom_node.node import DicomNode
 from radraft.dicom_node.rules import RulesWatcher, facts_for_study
+from radraft.ehr.component import Hl7Listener
 from radraft.worker.jobs import celery_on_stable
+from radraft.worker.orders import celery_on_order_change
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +99,9 @@ def build_components(
     rules = rules_watcher(settings)
     on_stable = on_stable or celery_on_stable(settings, sessions, rules)
     components: list[Component] = [rules, DicomNode(settings, sessions, on_stable)]
-    # HL7 listener (radraft.ehr) and web console (radraft.worker.web) are appended here.
+    components.append(Hl7Listener(
+        settings, sessions, on_order_change=celery_on_order_change(settings, sessions, rules)))
+    # The web console (radraft.worker.web) is appended here.
     return components
 
 
