@@ -31,6 +31,7 @@ from radraft.dicom_node.rules import RulesWatcher, facts_for_study
 from radraft.ehr.component import Hl7Listener
 from radraft.worker.jobs import celery_on_stable
 from radraft.worker.orders import celery_on_order_change
+from radraft.worker.web.server import console_components
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def build_components(
     components: list[Component] = [rules, DicomNode(settings, sessions, on_stable)]
     components.append(Hl7Listener(
         settings, sessions, on_order_change=celery_on_order_change(settings, sessions, rules)))
-    # The web console (radraft.worker.web) is appended here.
+    components += console_components(settings, sessions, rules)
     return components
 
 

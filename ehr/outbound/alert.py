@@ -27,16 +27,25 @@ PRIORITIES = {TriageLevel.CRITICAL: "S", TriageLevel.URGENT: "A"}
 def build_ed_alert(
     report: ReportView, *, order: OrderInfo, patient: PatientInfo, settings: Settings,
     destination: Hl7Destination, job_key: tuple[str, str, str], now: datetime | None = None,
+    escalation_minutes: float | None = None,
 ) -> bytes:
-    """Alert bytes for an urgent or critical draft; a routine draft raises OutputBuildError."""
+    """Alert bytes for an urgent or critical draft; a routine draft raises OutputBuildError.
+
+    `escalation_minutes`: the second alert for a draft nobody acknowledged in that time
+    (its own control id, so the receiver does not drop it as a duplicate of the first)."""
     level = report.triage.level
     if not level.alerts_ed:
         raise OutputBuildError(f"a {level.value} draft raises no ED alert")
     when = now or datetime.now(UTC)
-    parts = start_result(kind="alert", order=order, patient=patient, settings=settings,
+    kind = "alert" if escalation_minutes is None else "escalation"
+    parts = start_result(kind=kind, order=order, patient=patient, settings=settings,
                          destination=destination, job_key=job_key, now=when,
                          message_type=destination.alert_message_type)
-    add_note(parts, 1, f"{level.value.upper()} triage by AI. {AI_NOTICE}")
+    note = f"{level.value.upper()} triage by AI. {AI_NOTICE}"
+    if escalation_minutes is not None:
+        note = (f"ESCALATION: not acknowledged within {escalation_minutes:g} minutes. "
+                + note)
+    add_note(parts, 1, note)
     timing = parts.order_group.add_group("ORU_R01_TIMING_QTY")
     timing.tq1.tq1_1 = "1"
     timing.tq1.tq1_9 = PRIORITIES[level]

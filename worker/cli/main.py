@@ -16,6 +16,7 @@ from radraft.worker.cli import (
     purge_cmd,
     rules_cmd,
     serve_cmd,
+    user_cmd,
     worker_cmd,
 )
 from radraft.worker.cli.context import CliState
@@ -33,6 +34,7 @@ app.command("frames")(frames_cmd.frames)
 app.command("worker")(worker_cmd.worker)
 app.command("draft")(draft_cmd.draft)
 app.command("demo")(demo_cmd.demo)
+app.add_typer(user_cmd.app, name="user")
 
 
 def _version(value: bool) -> None:

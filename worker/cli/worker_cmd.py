@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import typer
 
@@ -27,6 +28,7 @@ def worker(
     from radraft.core.db.migrate import upgrade
     from radraft.worker.celery_app import QUEUES, make_celery
     from radraft.worker.enqueue import celery_enqueue
+    from radraft.worker.heartbeat import Heartbeat
     from radraft.worker.sweeper import Sweeper
 
     settings = state(ctx).settings
@@ -44,6 +46,10 @@ def worker(
     if sweep:
         sweeper = Sweeper(settings, make_sessionmaker(engine), celery_enqueue(app))
         sweeper.start()
+    # Liveness for the console's queues page, whatever the broker.
+    heartbeat = Heartbeat(make_sessionmaker(engine), ",".join(chosen),
+                          worker_name=f"{hostname}:{os.getpid()}" if hostname else None)
+    heartbeat.start()
     argv = ["worker", "-Q", ",".join(chosen), "-c", str(concurrency), "--pool", pool,
             "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     if hostname:
@@ -51,6 +57,7 @@ def worker(
     try:
         app.worker_main(argv)
     finally:
+        heartbeat.stop()
         if sweeper is not None:
             sweeper.stop()
         engine.dispose()
