@@ -99,6 +99,7 @@ def _run_chain(tmp: Path, sessions: sessionmaker[Session], db_url: str, broker: 
         "data_dir": str(tmp / "data"), "database_url": db_url, "broker_url": broker,
         "rules_file": "rules.yaml",
         "dicom": {"host": "127.0.0.1", "port": port, "stable_seconds": 1},
+        "hl7": {"host": "127.0.0.1", "port": free_port()},  # serve starts the HL7 listener too
         "destinations": {"outbox": {"kind": "folder", "path": str(tmp / "outbox")}},
         "jobs": {"sweep_interval_s": 1, "redeliver_after_s": 60},
     }

@@ -153,6 +153,7 @@ def test_every_acknowledged_instance_survives_sigkill(tmp_path: Path, db_url: st
         "data_dir": str(data_dir), "database_url": db_url,
         "dicom": {"port": port, "host": "127.0.0.1", "stable_seconds": 3600,
                   "min_free_bytes": 0},
+        "hl7": {"host": "127.0.0.1", "port": free_port()},  # serve starts the HL7 listener too
     }))
     log = tmp_path / "serve.log"
     acked: set[str] = set()

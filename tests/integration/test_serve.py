@@ -10,14 +10,17 @@ import sys
 import time
 from pathlib import Path
 
+import hl7
 import yaml
 from conftest import free_port
+from hl7.client import MLLPClient
 from node_helpers import ct_phase_study, storescu
 from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import RuleDecision, Study, StudyAnnouncement
+from radraft.core.db import Hl7Message, Job, Order, RuleDecision, Study, StudyAnnouncement
+from radraft.ehr.samples import demo_messages
 
 RULES = """\
 rules:
@@ -56,6 +59,7 @@ def test_serve_records_decisions_and_reloads_rules(
     config.write_text(yaml.safe_dump({
         "data_dir": str(tmp_path / "data"), "database_url": db_url, "rules_file": "rules.yaml",
         "dicom": {"port": port, "host": "127.0.0.1", "stable_seconds": 1, "min_free_bytes": 0},
+        "hl7": {"host": "127.0.0.1", "port": free_port()},
         "destinations": {"pacs": {"kind": "folder", "path": str(tmp_path / "out")}},
     }))
     log = tmp_path / "serve.log"
@@ -93,6 +97,72 @@ def test_serve_records_decisions_and_reloads_rules(
             study = session.scalars(select(Study).where(Study.study_uid == uid_h)).one()
             assert study.admin_flag == "no routing rule matched"
             assert len(session.scalars(select(StudyAnnouncement)).all()) == 2
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, log.read_text()[-2000:]
+
+
+ED_RULES = """\
+rules:
+  - name: ed-ct
+    match: {modality: CT, order_department: "(?i)emergency"}
+    action: draft
+    profile: ct-generic
+    priority: stat
+    destinations: [pacs]
+"""
+
+
+def test_serve_answers_mllp_and_a_late_order_reruns_the_rules(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session],
+) -> None:
+    """`radraft serve` runs the HL7 listener: a message sent by the `hl7` package's client is
+    stored and AA'd; an order for a study that is stable already re-runs the rules (the
+    listener's orders hook) and the rule that wants the order's department gets its Job."""
+    port, hl7_port = free_port(), free_port()
+    (tmp_path / "rules.yaml").write_text(ED_RULES)
+    config = tmp_path / "radraft.yaml"
+    config.write_text(yaml.safe_dump({
+        "data_dir": str(tmp_path / "data"), "database_url": db_url, "rules_file": "rules.yaml",
+        "dicom": {"port": port, "host": "127.0.0.1", "stable_seconds": 1, "min_free_bytes": 0},
+        "hl7": {"host": "127.0.0.1", "port": hl7_port},
+        "destinations": {"pacs": {"kind": "folder", "path": str(tmp_path / "out")}},
+    }))
+    log = tmp_path / "serve.log"
+    radraft = Path(sys.executable).parent / "radraft"
+    process = subprocess.Popen([str(radraft), "--config", str(config), "serve"],
+                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        def listening() -> bool:
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", hl7_port)) == 0
+        _wait_for(listening, 60)
+        files = ct_phase_study(tmp_path / "c", phases=("A",), slices=1, accession="ACC-LATE",
+                               description="CT CHEST", body_part="CHEST")
+        assert storescu(files[0], port).status == 0x0000
+        uid = str(dcmread(files[0]).StudyInstanceUID)
+        _wait_for(lambda: _decisions(sessions, uid))
+        assert [d.action for d in _decisions(sessions, uid)] == ["unmatched"]  # no order yet
+
+        order = demo_messages(accession="ACC-LATE", patient_id="P1")[0].replace(
+            b"ORC|NW|PACC-LATE|FACC-LATE||SC||^^^^^S",
+            b"ORC|NW|PACC-LATE|FACC-LATE||SC||^^^^^S||||||||||^Emergency Department")
+        with MLLPClient("127.0.0.1", hl7_port) as client:
+            client.socket.settimeout(20)
+            reply = hl7.parse(client.send_message(order)[1:-2].decode())
+        assert (str(reply.segment("MSA")[1]), str(reply.segment("MSA")[2])) == (
+            "AA", "ORMACC-LATE")
+        with sessions() as session:
+            stored = session.scalars(select(Hl7Message)).one()
+            assert stored.raw == order and stored.ack_code == "AA"
+            assert session.scalars(select(Order)).one().department == "Emergency Department"
+
+        def job() -> Job | None:
+            with sessions() as session:
+                return session.scalars(select(Job).where(Job.study_uid == uid)).first()
+        _wait_for(job)
+        found = job()
+        assert found is not None and (found.rule_name, found.priority) == ("ed-ct", "stat")
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, log.read_text()[-2000:]
