@@ -6,6 +6,7 @@ import itertools
 import os
 import socket
 from collections.abc import Iterator
+from typing import Any
 from pathlib import Path
 
 import psycopg
@@ -88,3 +89,37 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random Qwen2.5-VL model, built once per test session."""
+    from radraft.reporting.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def model_serve(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """`radraft model serve` over the tiny model, one per test session."""
+    from model_servers import start_model_serve
+
+    server = start_model_serve(tiny_model, tmp_path_factory.mktemp("model-serve"))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def _vllm_holder(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from model_servers import VllmHolder
+
+    holder = VllmHolder(tiny_model, tmp_path_factory.mktemp("vllm"))
+    yield holder
+    holder.stop()
+
+
+@pytest.fixture
+def vllm_server(_vllm_holder: Any) -> Any:
+    """The real vLLM server (its own venv, `make vllm-venv`) over the tiny model: started
+    once per session, and again after a test that had to stop it (one vLLM at a time)."""
+    return _vllm_holder.running()

@@ -190,9 +190,11 @@ def run_draft(
     key = request.job_key
     with _timed(timings, "frames"):
         note("frames")
+        # The backend says how many frames its video budget holds at the profile's size.
+        budget = backend.token_budget() if hasattr(backend, "token_budget") else None
         seq = build_frame_sequence(
             request.study, priors=tuple(request.priors), recipe=request.profile.frames,
-            progress=request.progress,
+            token_budget=budget, progress=request.progress,
         )
     with _timed(timings, "prompt"):
         prompt = links.build_prompt(

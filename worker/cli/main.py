@@ -13,6 +13,7 @@ from radraft.worker.cli import (
     demo_cmd,
     draft_cmd,
     frames_cmd,
+    model_cmd,
     purge_cmd,
     rules_cmd,
     serve_cmd,
@@ -35,6 +36,7 @@ app.command("worker")(worker_cmd.worker)
 app.command("draft")(draft_cmd.draft)
 app.command("demo")(demo_cmd.demo)
 app.add_typer(user_cmd.app, name="user")
+app.add_typer(model_cmd.app, name="model")
 
 
 def _version(value: bool) -> None:
