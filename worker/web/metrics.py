@@ -79,7 +79,7 @@ class DatabaseCollector(Collector):
         rows = {(s, p): n for s, p, n in session.execute(
             select(Job.state, Job.priority, func.count(Job.id))
             .where(Job.state.in_(("queued", "running")))
-            .group_by(Job.state, Job.priority)).tuples()}
+            .group_by(Job.state, Job.priority))}
         for state in ("queued", "running"):
             for priority in ("stat", "urgent", "routine"):
                 depth.add_metric([state, priority], rows.get((state, priority), 0))
@@ -89,7 +89,7 @@ class DatabaseCollector(Collector):
         for dest, state, count in session.execute(
                 select(Delivery.destination, Delivery.state, func.count(Delivery.id))
                 .where(Delivery.state.in_(("pending", "failed", "expired")))
-                .group_by(Delivery.destination, Delivery.state)).tuples():
+                .group_by(Delivery.destination, Delivery.state)):
             outbox.add_metric([state, dest], count)
         yield outbox
         now = db_now(session)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from radraft.core.db import Delivery, Draft, Job, Study, WorkerHeartbeat, db_now
@@ -59,25 +59,23 @@ def queues_view(session: Session) -> QueuesView:
 
 
 def _destinations(session: Session) -> list[DestinationDepth]:
+    tried = func.sum(case((Delivery.attempts > 0, 1), else_=0))
     rows = session.execute(
-        select(Delivery.destination, Delivery.state, Delivery.attempts > 0,
-               func.count(Delivery.id), func.min(Delivery.created_at))
+        select(Delivery.destination, Delivery.state, func.count(Delivery.id), tried,
+               func.min(Delivery.created_at))
         .where(Delivery.state.in_(("pending", "failed", "expired")))
-        .group_by(Delivery.destination, Delivery.state, Delivery.attempts > 0)).all()
+        .group_by(Delivery.destination, Delivery.state)).all()
     found: dict[str, DestinationDepth] = {}
-    for name, state, tried, count, oldest in rows:
+    for name, state, count, retrying, oldest in rows:
         depth = found.setdefault(name, DestinationDepth(
             destination=name, pending=0, retrying=0, failed=0, expired=0,
             oldest_pending_at=None))
         if state == "pending":
-            depth.pending += count
-            depth.retrying += count if tried else 0
-            if depth.oldest_pending_at is None or oldest < depth.oldest_pending_at:
-                depth.oldest_pending_at = oldest
+            depth.pending, depth.retrying, depth.oldest_pending_at = count, retrying or 0, oldest
         elif state == "failed":
-            depth.failed += count
+            depth.failed = count
         else:
-            depth.expired += count
+            depth.expired = count
     return sorted(found.values(), key=lambda d: d.destination)
 
 
@@ -106,7 +104,7 @@ def delivery_rows(session: Session, which: str = "attention", limit: int = 300,
         query = query.where(condition)
     query = query.order_by(Delivery.created_at.desc(), Delivery.id.desc()).limit(limit)
     return [delivery_row(row, uid, accession or "")
-            for row, uid, accession in session.execute(query).tuples()]
+            for row, uid, accession in session.execute(query)]
 
 
 def _not_superseded() -> object:
@@ -123,7 +121,7 @@ def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
              .where(Draft.triage_level.in_(ALERTING), _not_superseded(),  # type: ignore[arg-type]
                     or_(Draft.acknowledged_at.is_(None),
                         Draft.acknowledged_at >= now - ED_KEEP)))
-    pairs = list(session.execute(query).tuples())
+    pairs = list(session.execute(query))
     names = patient_names(session, [study for _, study in pairs])
     alerts: dict[int, list[str]] = {}
     if pairs:
