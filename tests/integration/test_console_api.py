@@ -11,8 +11,10 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from conftest import free_port
 from console_helpers import RULES, Seeded, login, running_console, seed
 from PIL import Image
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -202,7 +204,7 @@ def test_openapi_metrics_and_health(seeded: Seeded, sessions: sessionmaker[Sessi
 
 
 class _Models(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         ok = self.path == "/v1/models" and self.headers.get("Authorization") == "Bearer k"
         self.send_response(200 if ok else 401)
         self.end_headers()
@@ -225,11 +227,9 @@ def model_endpoint() -> Iterator[str]:
 def test_readyz_checks_database_broker_and_model(
     seeded: Seeded, sessions: sessionmaker[Session], model_endpoint: str,
 ) -> None:
-    from conftest import free_port
-
     settings = seeded.settings.model_copy(update={"model": seeded.settings.model.model_copy(
         update={"backend": "openai", "base_urls": [model_endpoint],
-                "api_key": __import__("pydantic").SecretStr("k")})})
+                "api_key": SecretStr("k")})})
     with running_console(settings, sessions) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 200, ready.text
