@@ -6,7 +6,6 @@ session fixture holds one, and a test that needs another configuration stops it 
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,26 +15,16 @@ from pathlib import Path
 import httpx
 from conftest import free_port
 
+from radraft.reporting.model._recipe import vllm_command
+
 VLLM_VENV = Path(os.environ.get("VLLM_VENV", Path.home() / ".cache/radraft/vllm-venv"))
 SERVED_NAME = "radraft-tiny"
 REPO = Path(__file__).resolve().parents[1]
 
 
 def vllm_args(model: Path, port: int, *, all_frames: bool = True) -> list[str]:
-    """vLLM's serve flags for the tiny model on a CPU (README, "Model")."""
-    args = [
-        str(VLLM_VENV / "bin/python"), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model), "--served-model-name", SERVED_NAME,
-        "--host", "127.0.0.1", "--port", str(port),
-        "--dtype", "float32", "--max-model-len", "16384", "--max-num-batched-tokens", "16384",
-        "--enforce-eager", "--skip-mm-profiling",
-        "--structured-outputs-config",
-        json.dumps({"backend": "guidance", "disable_any_whitespace": True}),
-        "--limit-mm-per-prompt", json.dumps({"video": 1, "image": 0}),
-    ]
-    if all_frames:
-        args += ["--media-io-kwargs", json.dumps({"video": {"num_frames": -1}})]
-    return args
+    return vllm_command(VLLM_VENV / "bin/python", model, port=port, served_name=SERVED_NAME,
+                        all_frames=all_frames)
 
 
 class ServerProcess:
