@@ -128,6 +128,8 @@ async def run_listener(
         connections.add(task)
         try:
             await _serve_connection(reader, stream, settings, writer)
+        except asyncio.CancelledError:
+            pass  # the listener is stopping: this connection ends here
         finally:
             connections.discard(task)
 
