@@ -39,7 +39,7 @@ def broker_check(settings: Settings) -> ReadyCheck:
                           connect_timeout=CHECK_TIMEOUT_S)
         with conn:
             conn.ensure_connection(  # type: ignore[no-untyped-call]
-                max_retries=1, timeout=CHECK_TIMEOUT_S)
+                max_retries=1, interval_start=0, interval_step=0, timeout=CHECK_TIMEOUT_S)
         return "embedded" if settings.embedded_broker else "ok"
     return check
 
