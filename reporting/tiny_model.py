@@ -130,9 +130,9 @@ def _config(tokenizer: Any) -> Any:
 # grammar otherwise fills every string to its maxLength (thousands of tokens a draft).
 # Where one of these is allowed, the first allowed one wins; elsewhere the random weights
 # decide. Net effect: strings that must be non-empty say "normal", others stay empty, each
-# list holds one item, and the one finding cites frame 0 — short, valid, and exercising
-# every output (SR image references, TID 1500, KOS).
-PREFERRED = ('"', "normal", "{", "0", "]")
+# list holds one item, the one finding cites frame 0, and triage is "urgent" — short,
+# valid, and exercising every output (SR image references, TID 1500, KOS, the ED alert).
+PREFERRED = ('"', "normal", "urgent", "{", "0", "]")
 PREFERENCE_DIM = 0  # the hidden dimension that carries the constant
 
 
