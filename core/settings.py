@@ -210,19 +210,28 @@ class PacsSettings(_Strict):
 
 def _default_profiles() -> dict[str, ProfileSettings]:
     """Named frame recipes (reporting.frames); windows are CT presets, MR uses percentiles."""
-    def recipe(**fields: Any) -> ProfileSettings:
-        return ProfileSettings(frames=FrameRecipe(**fields))
+    def recipe(labs: list[str], **fields: Any) -> ProfileSettings:
+        return ProfileSettings(frames=FrameRecipe(**fields), labs=labs)
 
+    # Labs for the clinical context (ehr.context): LOINC codes or words of the test name.
+    # Renal function before contrast (iodine or gadolinium), troponin/D-dimer for the chest,
+    # lipase for the abdomen, glucose/INR/platelets before stroke treatment.
+    renal = ["2160-0", "creatinine", "33914-3", "62238-1", "98979-8", "egfr"]
+    chest = ["10839-9", "89579-7", "6598-7", "67151-1", "troponin", "48065-7", "48066-5",
+             "d-dimer"]
+    abdomen = ["3040-3", "lipase", "1975-2", "bilirubin", "6690-2", "wbc", "1988-5", "crp"]
+    stroke = ["2345-7", "glucose", "6301-6", "inr", "777-3", "platelets"]
     return {
-        "ct-generic": recipe(windows=["abdomen", "lung", "bone"]),
-        "ct-head": recipe(windows=["brain", "subdural", "bone"], max_frames=192),
-        "ct-stroke": recipe(windows=["stroke", "brain"], max_frames=128),
+        "ct-generic": recipe(renal, windows=["abdomen", "lung", "bone"]),
+        "ct-head": recipe(stroke, windows=["brain", "subdural", "bone"], max_frames=192),
+        "ct-stroke": recipe(renal + stroke, windows=["stroke", "brain"], max_frames=128),
         # Three windows packed as R/G/B of one frame (as MedGemma 1.5 reads CT).
-        "ct-chest": recipe(windows=["lung", "mediastinum", "bone"], pack_windows=True),
-        "ct-abdomen-multiphase": recipe(windows=["abdomen"], max_frames=256),
-        "ct-angio": recipe(windows=["angio"], combine="mip", max_frames=192),
-        "mr-brain": recipe(windows=["auto"], max_frames=256, prior_share=0.3),
-        "mr-generic": recipe(windows=["auto"]),
+        "ct-chest": recipe(renal + chest, windows=["lung", "mediastinum", "bone"],
+                           pack_windows=True),
+        "ct-abdomen-multiphase": recipe(renal + abdomen, windows=["abdomen"], max_frames=256),
+        "ct-angio": recipe(renal + chest, windows=["angio"], combine="mip", max_frames=192),
+        "mr-brain": recipe(renal, windows=["auto"], max_frames=256, prior_share=0.3),
+        "mr-generic": recipe(renal, windows=["auto"]),
     }
 
 

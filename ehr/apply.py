@@ -197,13 +197,18 @@ def _number(value: str) -> bool:
 
 
 def _when(value: str) -> datetime | None:
-    digits = value.split("+")[0].split("-")[0].split(".")[0]
-    for fmt in ("%Y%m%d%H%M%S", "%Y%m%d%H%M", "%Y%m%d"):
-        try:
-            return datetime.strptime(digits, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    return None
+    """An HL7 DTM (YYYY[MM[DD[HH[MM[SS[.S]]]]]][+/-ZZZZ]), taken as UTC: these times feed
+    day-scale recency windows, where a time zone's hours do not matter. The format follows the
+    length: strptime alone would read "20251201" as 2025-01-02 00:01."""
+    digits = value.split("+")[0].split("-")[0].split(".")[0].strip()
+    formats = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M", 10: "%Y%m%d%H", 8: "%Y%m%d", 6: "%Y%m",
+               4: "%Y"}
+    if not digits.isdigit() or len(digits) not in formats:
+        return None
+    try:
+        return datetime.strptime(digits, formats[len(digits)]).replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def apply_message(
