@@ -19,6 +19,7 @@ from radraft.reporting.frames.stack_render import (
     StackRenderer,
     allocate_frames,
     phase_from_pixels,
+    phase_sample_keys,
     slabs,
 )
 from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study
@@ -152,14 +153,14 @@ def build_frame_sequence(
             plans = [slabs(n, c.frames) for c in group]
             needed = sorted({i for plan in plans for slab in plan for i in (
                 [slab[len(slab) // 2]] if recipe.combine == "sample" else slab)})
-            pixels = renderer.load(stack, needed)
             if stack.label is None:
-                stack.label = phase_from_pixels(stack, pixels)
-            jobs = []
+                stack.label = phase_from_pixels(
+                    stack, renderer.sample(stack, phase_sample_keys(needed)))
+            parts = []
             new_segments = []
             for cand, plan in zip(group, plans, strict=True):
-                mappings = renderer.mapping_of(cand, pixels)
-                jobs.append((renderer.job(cand, plan, position, pixels, mappings), len(plan)))
+                mappings = renderer.mapping_of(cand, needed)
+                parts.append((cand, plan, position, mappings))
                 seg, seg_refs = _segment(cand, plan, position, len(segments),
                                          _mapping_name(cand, mappings), recipe)
                 new_segments.append(seg)
@@ -172,14 +173,13 @@ def build_frame_sequence(
                 done += count
                 say(f"frames {done}/{total}")
 
-            renderer.run(jobs, report)
+            renderer.render(stack, parts, report)
             pictures = renderer.out
             for seg in new_segments:
                 if seg.padded_frames:
                     last = seg.frame_stop - seg.padded_frames - 1
                     pictures[last + 1:seg.frame_stop] = pictures[last]
                     done += seg.padded_frames
-            del pixels
         pictures = frames_future.result()
     return FrameSequence(pictures, segments, refs, excluded,
                          _metadata(current, prior_scans, recipe))

@@ -1,20 +1,24 @@
 """Pixels of one frame: slab combination, intensity mapping, antialiased resize.
 
-Resampling filter: PIL's BOX filter, i.e. area averaging (every output pixel is the
-area-weighted mean of the source pixels it covers). Shrinking without it aliases thin
-structures (PIL's bilinear also antialiases; OpenCV's INTER_LINEAR does not).
+Resampling filter: PIL's BOX filter, i.e. area averaging (every output pixel is the mean
+of the source pixels whose centres fall in its box). Shrinking without it aliases thin
+structures (PIL's bilinear also antialiases; OpenCV's INTER_LINEAR does not). Grey images
+are resized by `box.LaneResizer` (the same filter, bit for bit, several windows at once);
+colour images and scales it does not cover by Pillow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from radraft.reporting.frames.windows import Mapping, stored_value_lut, window_float
+from radraft.reporting.frames.box import LANE_DTYPES
+from radraft.reporting.frames.windows import Mapping, stored_value_lut
 
 RESAMPLE = Image.Resampling.BOX
 RESAMPLE_NAME = "area averaging (PIL BOX)"
@@ -57,35 +61,49 @@ class SliceScale:
     intercept: float
 
 
-def to_grey(
-    stored: npt.NDArray[Any], scales: list[SliceScale], mapping: Mapping, combine: str,
-    invert: bool,
-) -> npt.NDArray[np.uint8]:
-    """One grey image from a slab of stored values (slab axis 0)."""
-    if stored.shape[0] == 1 and stored.dtype.itemsize <= 2 and stored.dtype.kind in "iu":
-        # One slice: rescale and window in a single table lookup.
-        bits = stored.dtype.itemsize * 8
-        lut = stored_value_lut(mapping, scales[0].slope, scales[0].intercept,
-                               stored.dtype.kind == "i", bits, invert)
-        index = stored[0].view(np.uint16 if bits == 16 else np.uint8)
-        looked_up: npt.NDArray[np.uint8] = np.take(lut, index)
-        return looked_up
-    values = np.empty(stored.shape[1:], dtype=np.float32)
-    for i, scale in enumerate(scales):
-        real = stored[i].astype(np.float32) * np.float32(scale.slope) + np.float32(
-            scale.intercept)
-        if i == 0:
-            values[...] = real
-        elif combine == "mip":
-            np.maximum(values, real, out=values)
-        else:
-            values += real
-    if combine != "mip" and len(scales) > 1:
-        values /= np.float32(len(scales))
-    grey = window_float(values, mapping)
-    if invert:
-        np.subtract(255, grey, out=grey)
-    return grey
+def lane_dtype(lanes: int) -> np.dtype[Any]:
+    """The unsigned word holding `lanes` grey images side by side (one byte each)."""
+    return next(dtype for size, dtype in sorted(LANE_DTYPES.items()) if size >= lanes)
+
+
+@lru_cache(maxsize=64)
+def packed_lut(mappings: tuple[Mapping, ...], slope: float, intercept: float, signed: bool,
+               bits: int, invert: bool) -> npt.NDArray[Any]:
+    """Stored value → one grey level per mapping, packed in the bytes of one word.
+
+    The same tables as `stored_value_lut`; one gather then windows a slice for every
+    mapping at once.
+    """
+    dtype = lane_dtype(len(mappings))
+    packed = np.zeros(1 << bits, dtype=dtype)
+    for lane, mapping in enumerate(mappings):
+        lut = stored_value_lut(mapping, slope, intercept, signed, bits, invert)
+        packed |= lut.astype(dtype) << dtype.type(8 * lane)
+    packed.setflags(write=False)
+    return packed
+
+
+def lut_applies(stored: npt.NDArray[Any]) -> bool:
+    """Whether a single slice of this type is windowed by table lookup."""
+    return stored.dtype.itemsize <= 2 and stored.dtype.kind in "iu"
+
+
+def accumulate(values: npt.NDArray[np.float32], stored: npt.NDArray[Any], scale: SliceScale,
+               index: int, combine: str) -> None:
+    """Add slice number `index` of a slab (its stored values) into `values` (real units)."""
+    real = stored.astype(np.float32) * np.float32(scale.slope) + np.float32(scale.intercept)
+    if index == 0:
+        values[...] = real
+    elif combine == "mip":
+        np.maximum(values, real, out=values)
+    else:
+        values += real
+
+
+def finish(values: npt.NDArray[np.float32], count: int, combine: str) -> None:
+    """After `count` slices: the slab's mean (the maximum, for `mip`, is already there)."""
+    if combine != "mip" and count > 1:
+        values /= np.float32(count)
 
 
 def to_rgb(stored: npt.NDArray[Any], combine: str) -> npt.NDArray[np.uint8]:

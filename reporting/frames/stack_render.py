@@ -1,8 +1,16 @@
-"""Pixels of one stack into the output frames: loading, mapping choice, threaded rendering."""
+"""Pixels of one stack into the output frames: sampling, mapping choice, threaded rendering.
+
+A stack is never loaded whole. The unit of work is one frame's source (a slice, or a
+slab) shared by every candidate of the stack with the same slabs: a thread reads it into
+its own buffers, windows it for all those candidates' mappings at once (one byte lane per
+mapping: one table lookup for a single slice), resizes every lane in one pass
+(`box.LaneResizer`, Pillow's BOX bit for bit) and copies each lane into the channels of
+the frames that show it. Peak memory is the output plus a few slices per thread.
+"""
 
 from __future__ import annotations
 
-import mmap
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,20 +20,25 @@ import numpy as np
 import numpy.typing as npt
 
 from radraft.core.settings import FrameRecipe
+from radraft.reporting.frames.box import LaneResizer
 from radraft.reporting.frames.classify import Label, ct_phase_from_image
 from radraft.reporting.frames.loading import read_frame_into
 from radraft.reporting.frames.render import (
     Layout,
     SliceScale,
-    resize_grey,
+    accumulate,
+    finish,
+    lane_dtype,
+    lut_applies,
+    packed_lut,
     resize_rgb,
-    to_grey,
     to_rgb,
 )
 from radraft.reporting.frames.study import LabelledStack
-from radraft.reporting.frames.windows import Mapping, ct_window, percentile_mapping
+from radraft.reporting.frames.windows import Mapping, ct_window, percentile_mapping, window_float
 
-_PROGRESS_EVERY = 64  # frame indices per progress line (per stack)
+_PROGRESS_EVERY = 64  # work units per progress line (per stack)
+_MAX_LANES = 4  # mappings windowed together: the bytes of a uint32
 
 
 @dataclass(slots=True)
@@ -44,126 +57,223 @@ def slabs(count: int, frames: int) -> list[list[int]]:
     return [list(chunk) for chunk in np.array_split(np.arange(count), frames)]
 
 
+@dataclass(frozen=True, slots=True)
+class _Target:
+    start: int  # frame index of the candidate's first frame
+    lanes: tuple[int, ...]  # lane shown in each RGB channel; () for colour stacks
+
+
+@dataclass(slots=True)
+class _Group:
+    """Candidates of one stack rendered from the same slabs."""
+
+    slabs: list[list[int]]  # the slices actually combined (`sample`: the central one)
+    mappings: list[Mapping]  # one per lane
+    targets: list[_Target]
+
+
+class _Buffers(threading.local):
+    """Per-thread scratch arrays and resizers, reused for every unit (faulted in once)."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple[Any, ...], npt.NDArray[Any]] = {}
+        self.resizers: dict[tuple[Any, ...], LaneResizer] = {}
+
+    def array(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        key = (name, shape, dtype.str)
+        if key not in self.arrays:
+            self.arrays[key] = np.empty(shape, dtype=dtype)
+        return self.arrays[key]
+
+    def resizer(self, rows: int, cols: int, layout: Layout, dtype: np.dtype[Any]) -> LaneResizer:
+        key = (rows, cols, layout.height, layout.width, dtype.str)
+        if key not in self.resizers:
+            self.resizers[key] = LaneResizer(rows, cols, layout.height, layout.width, dtype)
+        return self.resizers[key]
+
+
+def _stored_dtype(stack: LabelledStack) -> np.dtype[Any]:
+    first = stack.stack.first
+    return first.stored_dtype if first.samples == 1 else np.dtype(np.uint8)
+
+
+def _slice_shape(stack: LabelledStack) -> tuple[int, ...]:
+    first = stack.stack.first
+    return (first.rows, first.columns) + ((first.samples,) if first.samples > 1 else ())
+
+
 class StackRenderer:
     """Turns one stack's candidates into frames of the output array."""
 
     def __init__(self, frames: Future[npt.NDArray[np.uint8]], recipe: FrameRecipe,
                  pool: ThreadPoolExecutor) -> None:
         # The output array arrives from another thread (its pages are being populated
-        # while the first stack loads); `run` waits for it.
+        # while the headers are read); `render` waits for it.
         self._frames = frames
         self.out: npt.NDArray[np.uint8] = np.empty((0, 0, 0, 3), dtype=np.uint8)
         self.recipe = recipe
         self.pool = pool
         self.size = recipe.frame_size
-        self._scratch: npt.NDArray[np.uint8] = np.empty(0, dtype=np.uint8)
+        self._local = _Buffers()
 
-    def load(self, stack: LabelledStack, needed: list[int]) -> dict[int, npt.NDArray[Any]]:
-        first = stack.stack.first
-        rows, cols, samples = first.rows, first.columns, first.samples
-        dtype = first.stored_dtype if samples == 1 else np.dtype(np.uint8)
-        shape = (len(needed), rows, cols) + ((samples,) if samples > 1 else ())
-        nbytes = int(np.prod(shape)) * dtype.itemsize
-        if self._scratch.nbytes < nbytes:
-            # One scratch buffer reused by every stack: its pages are faulted in once.
-            self._scratch = np.empty(nbytes, dtype=np.uint8)
-        buffer = self._scratch[:nbytes].view(dtype).reshape(shape)
+    def sample(self, stack: LabelledStack, keys: list[int]) -> dict[int, npt.NDArray[Any]]:
+        """A few slices of the stack, each in its own array (mappings, phase guesses)."""
         slices = stack.stack.slices
 
-        def read(pos: int) -> None:
-            sl = slices[needed[pos]]
-            read_frame_into(sl.inst, sl.frame, buffer[pos])
+        def read(key: int) -> npt.NDArray[Any]:
+            pixels = np.empty(_slice_shape(stack), dtype=_stored_dtype(stack))
+            read_frame_into(slices[key].inst, slices[key].frame, pixels)
+            return pixels
 
-        list(self.pool.map(read, range(len(needed))))
-        return {index: buffer[pos] for pos, index in enumerate(needed)}
+        return dict(zip(keys, self.pool.map(read, keys), strict=True))
 
-    def mapping_of(self, cand: Candidate, pixels: dict[int, npt.NDArray[Any]]) -> list[Mapping]:
+    def mapping_of(self, cand: Candidate, needed: list[int]) -> list[Mapping]:
         if cand.windows:
             return [ct_window(w) for w in cand.windows]
+        if cand.stack.stack.first.samples == 3:
+            return []  # colour stays colour
         slices = cand.stack.stack.slices
-        keys = sorted(pixels)[:: max(1, len(pixels) // 16)]
+        pixels = self.sample(cand.stack, sorted(needed)[:: max(1, len(needed) // 16)])
         sample = [pixels[k][::4, ::4].astype(np.float32) * slices[k].slope + slices[k].intercept
-                  for k in keys]
+                  for k in sorted(pixels)]
         return [percentile_mapping(np.stack(sample))]
 
-    def job(self, cand: Candidate, slabs: list[list[int]], start: int,
-            pixels: dict[int, npt.NDArray[Any]], mappings: list[Mapping],
-            ) -> Callable[[int], None]:
-        """A function rendering frame `t` of this candidate (thread-safe, GIL mostly off)."""
-        stack = cand.stack.stack
-        first = stack.first
-        layout = Layout.fit(first.rows, first.columns, self.size)
-        invert = str(first.header.get("PhotometricInterpretation", "")) == "MONOCHROME1"
-        combine = self.recipe.combine
-        letterboxed = (layout.height, layout.width) != (self.size, self.size)
-
-        def one(t: int) -> None:
-            slab = slabs[t]
-            if combine == "sample" and len(slab) > 1:
-                slab = [slab[len(slab) // 2]]
-            # A single slice is a view, not a copy; only slabs are stacked.
-            stored = pixels[slab[0]][None] if len(slab) == 1 else np.stack(
-                [pixels[i] for i in slab])
-            frame = self.out[start + t]
-            if letterboxed:
-                frame.fill(0)
-            region = frame[layout.top:layout.top + layout.height,
-                           layout.left:layout.left + layout.width]
-            if first.samples == 3:
-                region[...] = resize_rgb(to_rgb(stored, combine), layout)
-                return
-            scales = [SliceScale(stack.slices[i].slope, stack.slices[i].intercept) for i in slab]
-            if len(mappings) == 3:
-                for channel, mapping in enumerate(mappings):
-                    grey = to_grey(stored, scales, mapping, combine, invert)
-                    region[..., channel] = resize_grey(grey, layout)
-            else:
-                grey = resize_grey(to_grey(stored, scales, mappings[0], combine, invert), layout)
-                # Three plain channel copies: a broadcast `grey[..., None]` is 2-3× slower.
-                region[..., 0] = grey
-                region[..., 1] = grey
-                region[..., 2] = grey
-
-        return one
-
-    def run(self, jobs: list[tuple[Callable[[int], None], int]],
-            report: Callable[[int], None]) -> None:
-        """Frame t of every job in one task, so a slice is windowed while it is in cache."""
-        longest = max(count for _, count in jobs)
+    def render(self, stack: LabelledStack,
+               parts: list[tuple[Candidate, list[list[int]], int, list[Mapping]]],
+               report: Callable[[int], None]) -> None:
+        """Every (candidate, slabs, first frame, mappings) of one stack into `out`."""
+        groups = self._groups(stack, parts)
         self.out = self._frames.result()
+        longest = max(len(g.slabs) for g in groups)
+        # Frame t of every group side by side: the same slice is read once per group.
+        units = [(g, t) for t in range(longest) for g in groups if t < len(g.slabs)]
 
-        def task(t: int) -> int:
-            done = 0
-            for render, count in jobs:
-                if t < count:
-                    render(t)
-                    done += 1
-            return done
+        def unit(item: tuple[_Group, int]) -> int:
+            return self._unit(stack, *item)
 
-        for chunk in range(0, longest, _PROGRESS_EVERY):
-            ts = range(chunk, min(longest, chunk + _PROGRESS_EVERY))
-            report(sum(self.pool.map(task, ts)))
+        for chunk in range(0, len(units), _PROGRESS_EVERY):
+            report(sum(self.pool.map(unit, units[chunk:chunk + _PROGRESS_EVERY])))
+
+    def _groups(self, stack: LabelledStack,
+                parts: list[tuple[Candidate, list[list[int]], int, list[Mapping]]],
+                ) -> list[_Group]:
+        by_slabs: dict[tuple[tuple[int, ...], ...], list[_Group]] = {}
+        colour = stack.stack.first.samples == 3
+        for _cand, plan, start, mappings in parts:
+            used = [[s[len(s) // 2]] if self.recipe.combine == "sample" and len(s) > 1 else s
+                    for s in plan]
+            groups = by_slabs.setdefault(tuple(tuple(s) for s in used), [])
+            if colour:
+                if not groups:
+                    groups.append(_Group(used, [], []))
+                groups[0].targets.append(_Target(start, ()))
+                continue
+            wanted = mappings * 3 if len(mappings) == 1 else mappings  # grey: R = G = B
+            group = next((g for g in groups if len(set(g.mappings) | set(wanted))
+                          <= _MAX_LANES), None)
+            if group is None:
+                group = _Group(used, [], [])
+                groups.append(group)
+            for mapping in wanted:
+                if mapping not in group.mappings:
+                    group.mappings.append(mapping)
+            group.targets.append(_Target(start, tuple(group.mappings.index(m) for m in wanted)))
+        return [g for groups in by_slabs.values() for g in groups]
+
+    def _unit(self, stack: LabelledStack, group: _Group, t: int) -> int:
+        """Frame t of every target of `group`; returns the number of frames written."""
+        first = stack.stack.first
+        layout = Layout.fit(first.rows, first.columns, self.size)
+        slab = group.slabs[t]
+        if not group.mappings:
+            image = resize_rgb(to_rgb(self._read_all(stack, slab), self.recipe.combine), layout)
+            for target in group.targets:
+                self._region(target.start + t, layout)[...] = image
+            return len(group.targets)
+        dtype = lane_dtype(len(group.mappings))
+        lanes = self._window(stack, group.mappings, slab, dtype)
+        resized = self._local.array("resized", (layout.height, layout.width), dtype)
+        self._local.resizer(first.rows, first.columns, layout, dtype).resize(lanes, resized)
+        grey = resized.view(np.uint8).reshape(layout.height, layout.width, dtype.itemsize)
+        for target in group.targets:
+            region = self._region(target.start + t, layout)
+            for channel, lane in enumerate(target.lanes):
+                # Plain strided copies: a broadcast assignment is 2-3× slower.
+                region[..., channel] = grey[..., lane]
+        return len(group.targets)
+
+    def _region(self, index: int, layout: Layout) -> npt.NDArray[np.uint8]:
+        frame = self.out[index]
+        if (layout.height, layout.width) != (self.size, self.size):
+            frame.fill(0)
+        region: npt.NDArray[np.uint8] = frame[layout.top:layout.top + layout.height,
+                                              layout.left:layout.left + layout.width]
+        return region
+
+    def _window(self, stack: LabelledStack, mappings: list[Mapping], slab: list[int],
+                dtype: np.dtype[Any]) -> npt.NDArray[Any]:
+        """The slab under every mapping, one byte lane each (rows × cols words)."""
+        first = stack.stack.first
+        slices = stack.stack.slices
+        invert = str(first.header.get("PhotometricInterpretation", "")) == "MONOCHROME1"
+        lanes = self._local.array("lanes", (first.rows, first.columns), dtype)
+        stored = self._local.array("stored", (first.rows, first.columns), first.stored_dtype)
+        read_frame_into(slices[slab[0]].inst, slices[slab[0]].frame, stored)
+        if len(slab) == 1 and lut_applies(stored):
+            # Rescale and every window in one lookup of the stored value.
+            sl = slices[slab[0]]
+            bits = stored.dtype.itemsize * 8
+            lut = packed_lut(tuple(mappings), sl.slope, sl.intercept, stored.dtype.kind == "i",
+                             bits, invert)
+            np.take(lut, stored.view(np.uint16 if bits == 16 else np.uint8), out=lanes,
+                    mode="clip")  # every index is in range; "clip" avoids a buffered copy
+            return lanes
+        values = self._local.array("values", (first.rows, first.columns), np.dtype(np.float32))
+        for i, index in enumerate(slab):
+            if i:
+                read_frame_into(slices[index].inst, slices[index].frame, stored)
+            accumulate(values, stored, SliceScale(slices[index].slope, slices[index].intercept),
+                       i, self.recipe.combine)
+        finish(values, len(slab), self.recipe.combine)
+        grey = lanes.view(np.uint8).reshape(first.rows, first.columns, dtype.itemsize)
+        for lane, mapping in enumerate(mappings):
+            window_float(values, mapping, out=grey[..., lane])
+            if invert:
+                np.subtract(255, grey[..., lane], out=grey[..., lane])
+        return lanes
+
+    def _read_all(self, stack: LabelledStack, slab: list[int]) -> npt.NDArray[Any]:
+        shape = (len(slab), *_slice_shape(stack))
+        stored = self._local.array("slab", shape, _stored_dtype(stack))
+        for pos, index in enumerate(slab):
+            sl = stack.stack.slices[index]
+            read_frame_into(sl.inst, sl.frame, stored[pos])
+        return stored
 
 
 def allocate_frames(shape: tuple[int, int, int, int]) -> npt.NDArray[np.uint8]:
-    """The output array, its pages populated by the kernel in one call.
+    """The output array, its pages faulted in now (this runs beside the header scan).
 
-    Faulting a gigabyte of frames in page by page while rendering costs 0.4-1.2 s of
-    system time here; MAP_POPULATE costs about half and does not vary with the load.
+    numpy asks the kernel for transparent huge pages for large arrays, so one write per
+    4 KiB page faults the gigabyte in as ~500 pages of 2 MiB (0.1-0.2 s here); 4 KiB
+    faults while rendering cost 0.4-1.2 s of system time, and MAP_POPULATE 0.3-0.5 s.
     """
-    nbytes = int(np.prod(shape))
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if nbytes < (64 << 20) or not populate:
-        return np.empty(shape, dtype=np.uint8)
-    memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
-    return np.frombuffer(memory, dtype=np.uint8).reshape(shape)
+    frames = np.empty(shape, dtype=np.uint8)
+    flat = frames.reshape(-1)
+    flat[::4096] = 0  # numpy releases the GIL for this loop
+    return frames
+
+
+def phase_sample_keys(needed: list[int]) -> list[int]:
+    """Which slices `phase_from_pixels` looks at: up to ~8 of the middle half."""
+    keys = sorted(needed)
+    middle = keys[len(keys) // 4: max(len(keys) // 4 + 1, 3 * len(keys) // 4)]
+    return middle[:: max(1, len(middle) // 8)]
 
 
 def phase_from_pixels(stack: LabelledStack, pixels: dict[int, npt.NDArray[Any]]) -> Label:
-    keys = sorted(pixels)
-    middle = keys[len(keys) // 4: max(len(keys) // 4 + 1, 3 * len(keys) // 4)]
     sl = stack.stack.slices
     step = max(1, max(stack.stack.first.rows, stack.stack.first.columns) // 128)
     images = [pixels[k][::step, ::step].astype(np.float32) * np.float32(sl[k].slope)
-              + np.float32(sl[k].intercept) for k in middle[:: max(1, len(middle) // 8)]]
+              + np.float32(sl[k].intercept) for k in sorted(pixels)]
     return ct_phase_from_image(images)
