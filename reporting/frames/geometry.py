@@ -94,10 +94,12 @@ def slices_of(inst: Instance) -> list[Slice]:
                 ds, index, "PixelValueTransformationSequence", "RescaleIntercept")
         else:
             ipp = iop = slope = intercept = None
-        ipp = ipp if ipp is not None else ds.get("ImagePositionPatient")
-        iop = iop if iop is not None else ds.get("ImageOrientationPatient")
-        slope = slope if slope is not None else ds.get("RescaleSlope", 1)
-        intercept = intercept if intercept is not None else ds.get("RescaleIntercept", 0)
+        if ipp is None:
+            ipp = (ds.get("ImagePositionPatient") if inst.values is None
+                   else inst.values.numbers(ds, "ImagePositionPatient"))
+        iop = iop if iop is not None else inst.get("ImageOrientationPatient")
+        slope = slope if slope is not None else inst.get("RescaleSlope", 1)
+        intercept = intercept if intercept is not None else inst.get("RescaleIntercept", 0)
         position = _floats(ipp, 3, "Image Position (Patient)", inst.source)
         try:
             slope_f, intercept_f = float(slope or 1), float(intercept or 0)

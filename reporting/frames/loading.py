@@ -27,6 +27,7 @@ from pydicom.uid import (
 )
 
 from radraft.core.errors import FrameError
+from radraft.reporting.frames.headers import HeaderValues
 
 PIXEL_DATA = 0x7FE00010
 _NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
@@ -43,6 +44,13 @@ class Instance:
     transfer_syntax: UID
     pixel_offset: int | None  # file offset of native pixel data; None: decode via pydicom
     pixel_length: int
+    values: HeaderValues | None = None  # the scan's memo of converted header values
+
+    def get(self, keyword: str, default: Any = None) -> Any:
+        """`header.get`, through the scan's memo when there is one."""
+        if self.values is None:
+            return self.header.get(keyword, default)
+        return self.values.get(self.header, keyword, default)
 
     @property
     def sop_uid(self) -> str:
@@ -50,7 +58,7 @@ class Instance:
 
     @property
     def sop_class(self) -> str:
-        return str(self.header.get("SOPClassUID", ""))
+        return str(self.get("SOPClassUID", ""))
 
     @property
     def has_pixels(self) -> bool:
@@ -58,19 +66,19 @@ class Instance:
 
     @property
     def rows(self) -> int:
-        return int(self.header.get("Rows", 0) or 0)
+        return int(self.get("Rows", 0) or 0)
 
     @property
     def columns(self) -> int:
-        return int(self.header.get("Columns", 0) or 0)
+        return int(self.get("Columns", 0) or 0)
 
     @property
     def samples(self) -> int:
-        return int(self.header.get("SamplesPerPixel", 1) or 1)
+        return int(self.get("SamplesPerPixel", 1) or 1)
 
     @property
     def frame_count(self) -> int:
-        raw = self.header.get("NumberOfFrames", 1)
+        raw = self.get("NumberOfFrames", 1)
         try:
             return max(int(raw or 1), 1)
         except (TypeError, ValueError):
@@ -78,8 +86,8 @@ class Instance:
 
     @property
     def stored_dtype(self) -> np.dtype[Any]:
-        bits = int(self.header.get("BitsAllocated", 16) or 16)
-        signed = int(self.header.get("PixelRepresentation", 0) or 0) == 1
+        bits = int(self.get("BitsAllocated", 16) or 16)
+        signed = int(self.get("PixelRepresentation", 0) or 0) == 1
         if bits not in (8, 16, 32):
             raise FrameError(f"{self.source}: Bits Allocated {bits} is not supported")
         return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")
@@ -99,7 +107,7 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return UID("1.2.840.10008.1.2.2")
 
 
-def read_header(path: Path) -> Instance | None:
+def read_header(path: Path, values: HeaderValues | None = None) -> Instance | None:
     """Parse one file's header; None when the file is not DICOM at all."""
     try:
         ds = pydicom.dcmread(path, defer_size=256)
@@ -119,7 +127,7 @@ def read_header(path: Path) -> Instance | None:
             offset = int(tell)
         if length == 0xFFFFFFFF:
             length = 1  # encapsulated: present, length unknown until decoded
-    return Instance(str(path), ds, path, ts, offset, length)
+    return Instance(str(path), ds, path, ts, offset, length, values)
 
 
 def from_dataset(ds: Dataset, index: int) -> Instance:
@@ -142,6 +150,7 @@ def iter_files(root: Path) -> Iterable[Path]:
 
 def scan(
     source: Path | Sequence[Dataset], progress: Callable[[str], None] | None = None,
+    values: HeaderValues | None = None,
 ) -> tuple[list[Instance], list[str]]:
     """Headers of every object in a study folder or dataset list, and non-DICOM files."""
     if isinstance(source, (str, Path)):
@@ -150,7 +159,7 @@ def scan(
         for count, path in enumerate(iter_files(Path(source)), start=1):
             if progress is not None and count % _SCAN_PROGRESS_EVERY == 0:
                 progress(f"{count} files read")
-            inst = read_header(path)
+            inst = read_header(path, values)
             if inst is None:
                 not_dicom.append(str(path))
             else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pydicom.dataset import Dataset
@@ -18,6 +19,7 @@ from radraft.reporting.frames.classify import (
     mr_sequence,
 )
 from radraft.reporting.frames.geometry import Stack, build_stacks, slices_of
+from radraft.reporting.frames.headers import HeaderValues
 from radraft.reporting.frames.loading import Instance, scan
 from radraft.reporting.sequence import ExcludedSeries
 
@@ -51,6 +53,15 @@ def _text(ds: Dataset, key: str) -> str:
     return str(ds.get(key, "") or "").strip().strip("\x00").strip()
 
 
+# What `exclusion_reason` reads: equal raw values, equal decision.
+_EXCLUSION_KEYS = ("Modality", "Manufacturer", "SeriesDescription", "ImageType", "SOPClassUID",
+                   "BurnedInAnnotation")
+
+
+def _uid(inst: Instance, key: str) -> str:
+    return str(inst.get(key, "") or "").strip().strip("\x00").strip()
+
+
 def _series_number(ds: Dataset) -> int:
     try:
         return int(ds.get("SeriesNumber", 0) or 0)
@@ -62,7 +73,8 @@ def scan_study(
     source: Path | Sequence[Dataset], *, is_prior: bool,
     progress: Callable[[str], None] | None = None,
 ) -> ScannedStudy:
-    instances, not_dicom = scan(source, progress)
+    values = HeaderValues()
+    instances, not_dicom = scan(source, progress, values)
     if progress:
         progress(f"{'prior' if is_prior else 'study'}: {len(instances)} DICOM objects read")
     result = ScannedStudy()
@@ -72,8 +84,10 @@ def scan_study(
     dropped: dict[tuple[str, str, str], list[Instance]] = defaultdict(list)
     for inst in instances:
         ds = inst.header
-        key = (_text(ds, "StudyInstanceUID"), _text(ds, "SeriesInstanceUID"))
-        reason = exclusion_reason(ds, inst.has_pixels)
+        key = (_uid(inst, "StudyInstanceUID"), _uid(inst, "SeriesInstanceUID"))
+        has_pixels = inst.has_pixels
+        reason = values.derived(ds, _EXCLUSION_KEYS, has_pixels,
+                                partial(exclusion_reason, ds, has_pixels))
         if reason is None:
             by_series[key].append(inst)
         else:
