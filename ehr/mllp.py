@@ -85,15 +85,20 @@ def read_ack(raw: bytes) -> AckResult:
 
 def send_mllp(
     host: str, port: int, message: bytes, *, timeout_s: float,
-    tls: ssl.SSLContext | None = None,
+    tls: ssl.SSLContext | None = None, connect_timeout_s: float | None = None,
 ) -> AckResult:
-    """Send one message, wait for its ACK.
+    """Send one message on a new connection (so every retry reconnects), wait for its ACK.
 
-    AA → returned; AE → PermanentDeliveryError; AR, timeouts, transport → TransientDeliveryError.
+    `connect_timeout_s` (default: `timeout_s`) bounds the TCP connect and TLS handshake,
+    `timeout_s` the wait for the ACK. AA (or CA) → returned; AE/CE → PermanentDeliveryError
+    (the content is refused: its reason is kept in the error); AR/CR, timeouts, unreadable
+    answers and transport errors → TransientDeliveryError (the outbox retries them).
     """
     try:
-        with socket.create_connection((host, port), timeout=timeout_s) as raw_sock:
+        with socket.create_connection((host, port),
+                                      timeout=connect_timeout_s or timeout_s) as raw_sock:
             sock = tls.wrap_socket(raw_sock, server_hostname=host) if tls else raw_sock
+            sock.settimeout(timeout_s)
             sock.sendall(frame(message))
             buffer = b""
             while END not in buffer:
@@ -102,7 +107,7 @@ def send_mllp(
                     raise TransientDeliveryError(f"{host}:{port} closed before the ACK")
                 buffer += chunk
     except TimeoutError as exc:
-        raise TransientDeliveryError(f"{host}:{port}: no ACK within {timeout_s} s") from exc
+        raise TransientDeliveryError(f"{host}:{port}: no answer within the timeout") from exc
     except OSError as exc:
         raise TransientDeliveryError(f"{host}:{port}: {exc}") from exc
     body = buffer[buffer.find(START) + 1: buffer.find(END)]
@@ -114,4 +119,4 @@ def send_mllp(
         return ack
     if ack.code in ("AE", "CE"):
         raise PermanentDeliveryError(f"{host}:{port} answered {ack.code}: {ack.text}")
-    raise TransientDeliveryError(f"{host}:{port} answered {ack.code}: {ack.text}")
+    raise TransientDeliveryError(f"{host}:{port} answered {ack.code or 'no MSA'}: {ack.text}")
