@@ -17,6 +17,7 @@ from radraft.core.settings import (
 from radraft.dicom_node.client import Peer, store_bytes
 
 SUFFIX = {"sr": ".dcm", "tid1500": ".dcm", "kos": ".dcm", "oru": ".hl7", "alert": ".hl7",
+          "escalation": ".hl7",
           "text": ".txt", "html": ".html", "sheet": ".png"}
 
 Hl7Send = Callable[..., object]
