@@ -76,7 +76,7 @@ def _escaped(found: re.Match[str]) -> str:
 
 def unescape(value: str) -> str:
     """The escapes of v2.5 §2.7: separators, \\.br\\ and \\.sp\\ (line breaks), \\Xhh\\ (hex);
-    highlighting (\\H\\ \\N\\) is dropped. One left-to-right pass, so "\\E\\F\\" is "\\F"."""
+    highlighting (\\H\\ \\N\\) is dropped. One left-to-right pass: "\\E\\F\\" is "\\F\\"."""
     if "\\" not in value:
         return value
     return _ESCAPE.sub(_escaped, value)
