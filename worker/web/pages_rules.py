@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
+from sqlalchemy import select
 
+from radraft.core.db import Study
 from radraft.worker.web.actions import ActionError, reload_rules, rules_view, save_rules, try_rules
 from radraft.worker.web.auth import Principal
 from radraft.worker.web.deps import ConsoleDep, DbDep, PrincipalDep, form_action, render
@@ -17,15 +19,28 @@ EditRules = Annotated[Principal, Depends(form_action("rules.edit"))]
 AnyRole = Annotated[Principal, Depends(form_action())]
 
 
+def _recent(console: ConsoleDep) -> list[tuple[str, str]]:
+    """Recently received studies for the test form's picker (UID, what it is)."""
+    with console.sessions() as session:
+        rows = session.execute(select(Study.study_uid, Study.accession, Study.modalities,
+                                      Study.study_description)
+                               .where(Study.source == "received")
+                               .order_by(Study.last_received_at.desc()).limit(50)).all()
+    return [(uid, " ".join(p for p in (acc, mod, desc) if p)) for uid, acc, mod, desc in rows]
+
+
 def _page(request: Request, console: ConsoleDep, status_code: int = 200, **extra: Any) -> Any:
     view = rules_view(console.settings, console.rules)
-    extra.setdefault("edit_text", view.text)
-    return render(console, request, "rules.html", status_code=status_code, v=view, **extra)
+    if extra.get("edit_text") is None:
+        extra["edit_text"] = view.text
+    return render(console, request, "rules.html", status_code=status_code, v=view,
+                  recent=_recent(console), **extra)
 
 
 @router.get("/rules")
-def rules(request: Request, console: ConsoleDep, _me: PrincipalDep) -> Any:
-    return _page(request, console)
+def rules(request: Request, console: ConsoleDep, _me: PrincipalDep,
+          study_uid: str = "") -> Any:
+    return _page(request, console, test_uid=study_uid)
 
 
 @router.post("/rules/test")
