@@ -56,6 +56,10 @@ def _root(base_url: str) -> str:
     return base_url[: -len("/v1")] if base_url.endswith("/v1") else base_url
 
 
+class EndpointUnreachableError(TransientModelError):
+    """No connection to the endpoint: the request was never sent, so failing over is safe."""
+
+
 class OpenAIBackend(RetryingBackend):
     """Chat completions against one or several OpenAI-compatible servers."""
 
@@ -91,6 +95,9 @@ class OpenAIBackend(RetryingBackend):
     def _post(self, url: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
             response = self._http.post(url, json=body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise EndpointUnreachableError(f"{url}: cannot connect ({exc or type(exc).__name__})"
+                                           ) from exc
         except httpx.TimeoutException as exc:
             raise TransientModelError(f"{url}: no answer within the timeout ({exc})") from exc
         except httpx.TransportError as exc:
@@ -132,13 +139,25 @@ class OpenAIBackend(RetryingBackend):
         video = video_data_url(seq.frames)
         body = chat_request(prompt, video, model=self._settings.name,
                             max_tokens=self._settings.max_tokens)
-        with self.pool.use() as lease:
-            try:
-                data = self._post(f"{lease.url}/chat/completions", body)
-                text_tokens = self._text_tokens(_root(lease.url), prompt)
-            except TransientModelError:
-                lease.failed = True
-                raise
+        unreachable: set[str] = set()
+        while True:
+            with self.pool.use(exclude=unreachable) as lease:
+                try:
+                    data = self._post(f"{lease.url}/chat/completions", body)
+                    text_tokens = self._text_tokens(_root(lease.url), prompt)
+                    break
+                except EndpointUnreachableError as exc:
+                    lease.failed = True
+                    unreachable.add(lease.url)
+                    # The request never reached a model: another endpoint takes it now, and
+                    # a dead server among live ones costs no retry (with max_retries 0 it
+                    # would otherwise fail the job's attempt on every re-probe after a rest).
+                    if len(unreachable) >= len(self.pool.snapshot()):  # every URL once
+                        raise
+                    log.warning("%s; trying another endpoint", exc)
+                except TransientModelError:
+                    lease.failed = True
+                    raise
         usage = data.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens") or 0)
         self._check_video(seq, prompt_tokens, text_tokens, lease.url)

@@ -75,6 +75,22 @@ def test_a_dead_endpoint_is_rested_and_the_live_one_answers(seq: FrameSequence,
     assert pool[dead]["served"] == 0 and pool[dead]["resting_s"] > 0
 
 
+def test_a_refused_connection_fails_over_without_spending_a_retry(seq: FrameSequence,
+                                                                  model_serve: Any,
+                                                                  tmp_path: Path) -> None:
+    # No retries at all: the dead endpoint never got the request, so the live one takes it
+    # within the same attempt (a worker's job attempt is not lost to a dead GPU node).
+    dead = f"http://127.0.0.1:{free_port()}/v1"
+    settings = _settings(tmp_path, backend="openai", base_urls=[dead, model_serve.base_url],
+                         max_retries=0, endpoint_cooldown_s=0)
+    backend = make_backend(settings)
+    for _ in range(2):  # one of the two drafts picks the dead endpoint first (round-robin)
+        result = backend.draft(seq, build_prompt(seq))
+        assert result.endpoint == model_serve.base_url and result.attempts == 1
+    pool = backend.pool.snapshot()  # type: ignore[attr-defined]
+    assert pool[dead]["failures"] >= 1 and pool[dead]["served"] == 0
+
+
 def test_a_server_that_is_down_fails_clearly_after_the_retries(seq: FrameSequence,
                                                                tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
@@ -92,7 +108,7 @@ def slow_server() -> Iterator[str]:
     stop = threading.Event()
 
     class Slow(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_POST(self) -> None:
             stop.wait(5)
 
         def log_message(self, *_args: Any) -> None:
@@ -119,5 +135,5 @@ def test_a_slow_server_times_out_and_is_retried(seq: FrameSequence, slow_server:
 def test_a_missing_model_directory_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="build-tiny"):
         make_backend(_settings(tmp_path, backend="transformers", path=str(tmp_path / "none")))
-    with pytest.raises(ConfigError, match="model.base_urls"):
+    with pytest.raises(ConfigError, match=r"model\.base_urls"):
         make_backend(_settings(tmp_path, backend="openai"))
