@@ -4,6 +4,7 @@ radraft's node, workers and model servers spread over namespaces."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def _namespaces() -> str:
                           check=True).stdout
 
 
-def _start_echo(lab: NetLab, host_name: str) -> subprocess.Popen[str]:
+def _start_echo(lab: NetLab, host_name: str) -> subprocess.Popen[Any]:
     host = lab.hosts[host_name]
     server = lab.popen(host, [PY, "-c", ECHO_SERVER, host.address], stdout=subprocess.PIPE)
     assert server.stdout is not None
@@ -155,10 +156,36 @@ class Site:
     modality: Host
     sessions: sessionmaker[Session]
 
-    def start_node(self) -> subprocess.Popen[bytes]:
+    def start_node(self) -> subprocess.Popen[Any]:
         log = (self.tmp / "node.log").open("wb")
         return self.lab.popen(self.node, [RADRAFT, "--config", str(self.config), "serve"],
                               stdout=log, hostname="node")
+
+    def start_worker(self, name: str, queues: str) -> subprocess.Popen[Any]:
+        """`radraft worker` on a new host `name` (one slot, its own Celery node name)."""
+        host = self.lab.add_host(name)
+        return self.lab.popen(host, [
+            RADRAFT, "--config", str(self.config), "worker", "--queues", queues,
+            "--concurrency", "1", "--hostname", f"{name}@lab"],
+            stdout=(self.tmp / f"{name}.log").open("wb"), hostname=name)
+
+    def wait_workers_ready(self, names: list[str], timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        for name in names:
+            while "ready" not in (self.tmp / f"{name}.log").read_text(errors="replace"):
+                assert time.monotonic() < deadline, self.log_tail()
+                time.sleep(0.5)
+
+    def start_pacs(self, received: Path, *extra: str) -> subprocess.Popen[Any]:
+        """dcmtk storescp on the PACS host: one file per received object, never deduplicated
+        (+uf), so a lost or repeated send shows in the count."""
+        received.mkdir()
+        pacs = self.lab.hosts["pacs"]
+        server = self.lab.popen(pacs, [STORESCP, "--fork", *extra, "-aet", "PACS", "-od",
+                                       str(received), "+uf", str(PACS_PORT)],
+                                stdout=(self.tmp / "pacs.log").open("wb"), hostname="pacs")
+        self.wait_listening(pacs, PACS_PORT)
+        return server
 
     def wait_listening(self, host: Host, port: int, timeout: float = 90) -> None:
         probe = ("import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])),"
@@ -189,9 +216,21 @@ class Site:
                          for log in sorted(self.tmp.glob("*.log")))
 
 
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, nested dicts key by key."""
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def _site_config(tmp: Path, node: Host, root: str, db_name: str, vhost: str,
-                 model_hosts: list[Host], pacs: Host | None) -> Path:
-    (tmp / "rules.yaml").write_text(RULES)
+                 model_hosts: list[Host], pacs: Host | None, *, rules: str = RULES,
+                 overrides: dict[str, Any] | None = None) -> Path:
+    (tmp / "rules.yaml").write_text(rules)
     data: dict[str, Any] = {
         "data_dir": str(tmp / "data"),
         "database_url": f"postgresql://postgres@{root}:5432/{db_name}",
@@ -211,12 +250,14 @@ def _site_config(tmp: Path, node: Host, root: str, db_name: str, vhost: str,
         data["destinations"]["pacs"] = {"kind": "dicom", "host": pacs.address,
                                         "port": PACS_PORT, "ae_title": "PACS", "timeout_s": 20}
     path = tmp / "radraft.yaml"
-    path.write_text(yaml.safe_dump(data))
+    path.write_text(yaml.safe_dump(_merge(data, overrides or {})))
     return path
 
 
 @contextmanager
-def scale_out_site(tmp: Path, *, model_servers: int = 0, pacs: bool = False) -> Iterator[Site]:
+def scale_out_site(tmp: Path, *, model_servers: int = 0, pacs: bool = False,
+                   rules: str = RULES, overrides: dict[str, Any] | None = None,
+                   ) -> Iterator[Site]:
     """Lab, database, vhost and config; the node and modality hosts exist, nothing runs."""
     db_name = f"radraft_scale_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     vhost = f"radraft-scale-{uuid.uuid4().hex[:8]}"
@@ -237,7 +278,7 @@ def scale_out_site(tmp: Path, *, model_servers: int = 0, pacs: bool = False) -> 
             models = [lab.add_host(f"model{i}") for i in range(1, model_servers + 1)]
             pacs_host = lab.add_host("pacs") if pacs else None
             config = _site_config(tmp, node, lab.root_address, db_name, vhost, models,
-                                  pacs_host)
+                                  pacs_host, rules=rules, overrides=overrides)
             yield Site(lab, tmp, db_name, vhost, config, node, modality,
                        make_sessionmaker(engine))
     finally:
@@ -324,25 +365,10 @@ def test_workers_on_three_hosts_deliver_to_a_pacs_host_despite_a_killed_worker(
 ) -> None:
     with scale_out_site(tmp_path, pacs=True) as site:
         received = tmp_path / "pacs"
-        received.mkdir()
-        pacs = site.lab.hosts["pacs"]
         # A slow PACS (1 s per C-STORE, one process per association): deliveries overlap.
-        site.lab.popen(pacs, [STORESCP, "--fork", "--sleep-during", "1", "-aet", "PACS",
-                              "-od", str(received), "+uf", str(PACS_PORT)],
-                       stdout=(tmp_path / "pacs.log").open("wb"), hostname="pacs")
-        site.wait_listening(pacs, PACS_PORT)
-        workers = {}
-        for name in ("w1", "w2", "w3"):
-            host = site.lab.add_host(name)
-            workers[name] = site.lab.popen(host, [
-                RADRAFT, "--config", str(site.config), "worker", "--queues", "delivery",
-                "--concurrency", "1", "--hostname", f"{name}@lab"],
-                stdout=(tmp_path / f"{name}.log").open("wb"), hostname=name)
-        for name in workers:
-            deadline = time.monotonic() + 90
-            while "ready" not in (tmp_path / f"{name}.log").read_text(errors="replace"):
-                assert time.monotonic() < deadline, site.log_tail()
-                time.sleep(0.5)
+        site.start_pacs(received, "--sleep-during", "1")
+        workers = {name: site.start_worker(name, "delivery") for name in ("w1", "w2", "w3")}
+        site.wait_workers_ready(list(workers))
         ids, sops = _drafts_with_outbox(site, STUDIES)
         enqueue = celery_enqueue(make_celery(load_settings(site.config)))
         for row_id in ids:
@@ -369,3 +395,193 @@ def test_workers_on_three_hosts_deliver_to_a_pacs_host_despite_a_killed_worker(
         assert all(count >= 1 for count in done.values()), done
         assert workers["w1"].poll() is not None
         assert workers["w2"].poll() is None and workers["w3"].poll() is None
+
+
+# --- drafting across hosts: node, three workers, two model servers, a PACS ---------------
+
+SS = "/usr/bin/ss"
+MODEL_PORT = 8000
+SERVED_NAME = "radraft-tiny"
+CHAT_ANSWERED = '"POST /v1/chat/completions HTTP/1.1" 200'
+
+DRAFT_RULES = """\
+rules:
+  - name: ct-everything
+    match: {modality: [CT]}
+    action: draft
+    profile: ct-generic
+    destinations: [pacs]
+"""
+
+DRAFTING = {
+    # Tiny frames (2 slices -> 2 frames of 112 px); no priors: every phantom study belongs
+    # to patient P1 on one date, so each would otherwise pull two others in as priors.
+    "profiles": {"ct-generic": {
+        "frames": {"windows": ["abdomen"], "frame_size": 112, "max_frames": 16},
+        "max_priors": 0, "send_hl7": False}},
+    # No retry inside the backend: a request lost with its model server fails the job's
+    # attempt, so the job-level retry (attempts, back-off, sweeper) is what gets tested.
+    # A dead endpoint is re-probed every 2 s; connection refused fails over at once.
+    "model": {"max_retries": 0, "endpoint_cooldown_s": 2, "timeout_s": 60},
+    # The killed worker's lease runs out after time_limit_s: then its job is queued again.
+    "jobs": {"time_limit_s": 60, "redeliver_after_s": 30},
+    "destinations": {"pacs": {"timeout_s": 10}},
+}
+
+
+def _start_model_server(site: Site, host: Host, model_dir: Path) -> subprocess.Popen[Any]:
+    # One torch thread each: two servers, three workers and the node share two cores.
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return site.lab.popen(host, [
+        RADRAFT, "model", "serve", "--model", str(model_dir), "--host", host.address,
+        "--port", str(MODEL_PORT), "--served-model-name", SERVED_NAME],
+        stdout=(site.tmp / f"{host.name}.log").open("wb"), env=env, hostname=host.name)
+
+
+def _chat_in_flight(lab: NetLab, host: Host) -> bool:
+    """A chat request is being answered on host:8000: on one of its connections the server
+    received data at least 0.3 s ago and has sent nothing since (kernel TCP timers; a
+    /tokenize call is answered in milliseconds, a draft takes seconds)."""
+    listed = lab.run(host, [SS, "-tniH", "state", "established", f"( sport = :{MODEL_PORT} )"])
+    assert listed.returncode == 0, listed.stderr
+    for match in re.finditer(r"lastsnd:(\d+) lastrcv:(\d+)", listed.stdout):
+        sent_ms, received_ms = int(match[1]), int(match[2])
+        if received_ms >= 300 and sent_ms > received_ms + 100:
+            return True
+    return False
+
+
+def _answered(log: Path, offset: int = 0) -> int:
+    return log.read_bytes()[offset:].decode(errors="replace").count(CHAT_ANSWERED)
+
+
+def _drafts(sessions: sessionmaker[Session]) -> list[Draft]:
+    with sessions() as session:
+        return list(session.scalars(select(Draft)))
+
+
+def _deliveries(sessions: sessionmaker[Session]) -> list[Delivery]:
+    with sessions() as session:
+        return list(session.scalars(select(Delivery)))
+
+
+def _group_gone(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_thirty_studies_drafted_once_across_hosts_despite_a_killed_worker_and_model_server(
+    tmp_path: Path, tiny_model: Path,
+) -> None:
+    started = time.monotonic()
+    with scale_out_site(tmp_path, model_servers=2, pacs=True, rules=DRAFT_RULES,
+                        overrides=DRAFTING) as site:
+        lab = site.lab
+        model1, model2 = lab.hosts["model1"], lab.hosts["model2"]
+        # Both servers load the one model directory (the shared volume of a real site).
+        models = {h.name: _start_model_server(site, h, tiny_model) for h in (model1, model2)}
+        received = tmp_path / "pacs"
+        site.start_pacs(received)
+        names = ["w1", "w2", "w3"]
+        workers = {n: site.start_worker(n, "stat,draft,delivery") for n in names}
+        site.start_node()
+        site.wait_listening(site.node, 11112)
+        for host in (model1, model2):
+            site.wait_listening(host, MODEL_PORT, timeout=180)
+        site.wait_workers_ready(names)
+        uids = site.send_studies(STUDIES)
+
+        def wait(what: str, condition: Any, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while not condition():
+                assert time.monotonic() < deadline, f"{what}:\n{site.log_tail()}"
+                time.sleep(0.2)
+
+        # SIGKILL w1 (main process and pool child) in the middle of a draft, after it
+        # finished at least one: its lease must run out and another worker draft the job.
+        killed_job: list[int] = []
+
+        def w1_drafting() -> bool:
+            jobs = _jobs(site.sessions)
+            running = [j.id for j in jobs if j.worker == "w1" and j.state == "running"]
+            if running and any(j.worker == "w1" and j.state == "done" for j in jobs):
+                killed_job.append(running[0])
+                return True
+            return False
+
+        wait("w1 drafting after a first draft", w1_drafting, 240)
+        os.killpg(workers["w1"].pid, signal.SIGKILL)
+        workers["w1"].wait(timeout=30)
+        # Then SIGKILL model1 while it answers a chat request: that draft's call fails.
+        wait("10 drafts", lambda: len(_drafts(site.sessions)) >= 10, 240)
+        wait("a chat request in flight on model1", lambda: _chat_in_flight(lab, model1), 120)
+        model2_log = tmp_path / "model2.log"
+        offset = model2_log.stat().st_size
+        os.killpg(models["model1"].pid, signal.SIGKILL)
+        models["model1"].wait(timeout=30)
+        drafted_before_stop = len(_drafts(site.sessions))
+        stopped_at = time.monotonic()
+
+        def all_delivered() -> bool:
+            deliveries = _deliveries(site.sessions)
+            return (len(_drafts(site.sessions)) >= STUDIES and len(deliveries) >= 3 * STUDIES
+                    and all(d.state == "delivered" for d in deliveries))
+
+        wait("every study drafted and delivered", all_delivered, 300)
+        time.sleep(1.5)  # a repeated send would land now; at-least-once allows a few
+        finished = time.monotonic()
+
+        jobs, drafts, deliveries = (_jobs(site.sessions), _drafts(site.sessions),
+                                    _deliveries(site.sessions))
+        # One Job and exactly one Draft per study; every job done.
+        assert sorted(j.study_uid for j in jobs) == sorted(uids)
+        assert Counter(j.state for j in jobs) == {"done": STUDIES}, site.log_tail()
+        assert sorted(d.job_id for d in drafts) == sorted(j.id for j in jobs)
+        assert sorted(d.study_uid for d in drafts) == sorted(uids)
+        # SR, TID 1500 and KOS of every draft went to the PACS host, each row delivered.
+        outputs = {uid for d in drafts for uid in (d.sr_uid, d.tid1500_uid, d.kos_uid)}
+        assert len(outputs) == 3 * STUDIES
+        assert sorted(d.message_id for d in deliveries) == sorted(outputs)
+        assert {(d.destination, d.state) for d in deliveries} == {("pacs", "delivered")}
+        copies = Counter(str(dcmread(p, stop_before_pixels=True).SOPInstanceUID)
+                         for p in received.iterdir() if p.is_file())
+        assert set(copies) == outputs
+        # At-least-once: a send whose answer was lost may repeat, a few at most.
+        assert sum(copies.values()) - len(outputs) <= 2, copies.most_common(3)
+
+        # Work spread over all three worker hosts (Job.worker is the drafting host's name).
+        by_worker = Counter(j.worker for j in jobs)
+        assert set(by_worker) == set(names) and min(by_worker.values()) >= 1, by_worker
+        # The killed worker is gone, pool child included, and its job was drafted elsewhere.
+        assert _group_gone(workers["w1"].pid)
+        assert workers["w2"].poll() is None and workers["w3"].poll() is None
+        [lost] = [j for j in jobs if j.id == killed_job[0]]
+        assert lost.worker in ("w2", "w3") and lost.attempts >= 2, (lost.worker, lost.attempts)
+
+        # The request model1 died with failed its job's attempt; the job was retried and
+        # drafted (by model2, the only server left).
+        logs = "\n".join((tmp_path / f"{n}.log").read_text(errors="replace") for n in names)
+        retried = {int(m[1]) for m in re.finditer(
+            rf"job (\d+) \([^)]*\): ModelError: [^\n]*{re.escape(model1.address)}[^\n]*"
+            r"-> queued", logs)}
+        assert retried, site.log_tail()
+        assert all(j.state == "done" and j.attempts >= 2 for j in jobs if j.id in retried)
+        # Every later re-probe of the dead server failed over without costing an attempt.
+        assert "cannot connect" in logs and "trying another endpoint" in logs
+        # model2 answered every draft after model1 stopped (less the few whose answer was
+        # already back and whose Draft row was still being written).
+        assert models["model1"].poll() is not None and models["model2"].poll() is None
+        assert _answered(model2_log, offset) >= STUDIES - drafted_before_stop - 2
+        assert _answered(tmp_path / "model1.log") >= 1
+
+        times = sorted(d.created_at for d in drafts)
+        span = (times[-1] - times[0]).total_seconds()
+        print(f"\nscale-out: {STUDIES} drafts in {span:.0f} s from first to last "
+              f"({3600 * (STUDIES - 1) / span:.0f}/hour, tiny model on CPU, 2 model servers, "
+              f"3 workers); {drafted_before_stop} drafted before model1 stopped, the rest "
+              f"{finished - stopped_at:.0f} s after; whole test {finished - started:.0f} s; "
+              f"per worker {dict(by_worker)}; retried after ModelError {sorted(retried)}")
