@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,12 +45,22 @@ class Instance:
     pixel_offset: int | None  # file offset of native pixel data; None: decode via pydicom
     pixel_length: int
     values: HeaderValues | None = None  # the scan's memo of converted header values
+    # Image attributes read on every slice of every frame, converted once per instance.
+    _image: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
+                                   compare=False)
 
     def get(self, keyword: str, default: Any = None) -> Any:
         """`header.get`, through the scan's memo when there is one."""
         if self.values is None:
             return self.header.get(keyword, default)
         return self.values.get(self.header, keyword, default)
+
+    def _int(self, keyword: str, default: int) -> int:
+        try:
+            value: int = self._image[keyword]
+        except KeyError:
+            value = self._image[keyword] = int(self.get(keyword, default) or default)
+        return value
 
     @property
     def sop_uid(self) -> str:
@@ -66,15 +76,15 @@ class Instance:
 
     @property
     def rows(self) -> int:
-        return int(self.get("Rows", 0) or 0)
+        return self._int("Rows", 0)
 
     @property
     def columns(self) -> int:
-        return int(self.get("Columns", 0) or 0)
+        return self._int("Columns", 0)
 
     @property
     def samples(self) -> int:
-        return int(self.get("SamplesPerPixel", 1) or 1)
+        return self._int("SamplesPerPixel", 1)
 
     @property
     def frame_count(self) -> int:
@@ -86,8 +96,8 @@ class Instance:
 
     @property
     def stored_dtype(self) -> np.dtype[Any]:
-        bits = int(self.get("BitsAllocated", 16) or 16)
-        signed = int(self.get("PixelRepresentation", 0) or 0) == 1
+        bits = self._int("BitsAllocated", 16)
+        signed = self._int("PixelRepresentation", 0) == 1
         if bits not in (8, 16, 32):
             raise FrameError(f"{self.source}: Bits Allocated {bits} is not supported")
         return np.dtype(f"{'i' if signed else 'u'}{bits // 8}")

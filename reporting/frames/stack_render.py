@@ -23,6 +23,7 @@ import numpy.typing as npt
 from radraft.core.settings import FrameRecipe
 from radraft.reporting.frames.box import LaneResizer
 from radraft.reporting.frames.classify import Label, ct_phase_from_image
+from radraft.reporting.frames.geometry import Slice
 from radraft.reporting.frames.loading import read_frame_into
 from radraft.reporting.frames.render import (
     Layout,
@@ -71,6 +72,28 @@ class _Group:
     slabs: list[list[int]]  # the slices actually combined (`sample`: the central one)
     mappings: list[Mapping]  # one per lane
     targets: list[_Target]
+
+
+@dataclass(frozen=True, slots=True)
+class _StackInfo:
+    """What every unit of a stack needs, read from its first header once."""
+
+    slices: list[Slice]
+    rows: int
+    cols: int
+    stored: np.dtype[Any]  # stored value type (uint8 for colour)
+    shape: tuple[int, ...]  # one slice: rows × cols (× samples)
+    colour: bool
+    invert: bool  # MONOCHROME1
+    layout: Layout
+
+    @classmethod
+    def of(cls, stack: LabelledStack, size: int) -> _StackInfo:
+        first = stack.stack.first
+        return cls(stack.stack.slices, first.rows, first.columns, _stored_dtype(stack),
+                   _slice_shape(stack), first.samples == 3,
+                   str(first.header.get("PhotometricInterpretation", "")) == "MONOCHROME1",
+                   Layout.fit(first.rows, first.columns, size))
 
 
 class _Buffers(threading.local):
@@ -144,13 +167,14 @@ class StackRenderer:
                report: Callable[[int], None]) -> None:
         """Every (candidate, slabs, first frame, mappings) of one stack into `out`."""
         groups = self._groups(stack, parts)
+        info = _StackInfo.of(stack, self.size)
         self.out = self._frames.result()
         longest = max(len(g.slabs) for g in groups)
         # Frame t of every group side by side: the same slice is read once per group.
         units = [(g, t) for t in range(longest) for g in groups if t < len(g.slabs)]
 
         def unit(item: tuple[_Group, int]) -> int:
-            return self._unit(stack, *item)
+            return self._unit(info, *item)
 
         for chunk in range(0, len(units), _PROGRESS_EVERY):
             report(sum(self.pool.map(unit, units[chunk:chunk + _PROGRESS_EVERY])))
@@ -181,20 +205,19 @@ class StackRenderer:
             group.targets.append(_Target(start, tuple(group.mappings.index(m) for m in wanted)))
         return [g for groups in by_slabs.values() for g in groups]
 
-    def _unit(self, stack: LabelledStack, group: _Group, t: int) -> int:
+    def _unit(self, info: _StackInfo, group: _Group, t: int) -> int:
         """Frame t of every target of `group`; returns the number of frames written."""
-        first = stack.stack.first
-        layout = Layout.fit(first.rows, first.columns, self.size)
+        layout = info.layout
         slab = group.slabs[t]
         if not group.mappings:
-            image = resize_rgb(to_rgb(self._read_all(stack, slab), self.recipe.combine), layout)
+            image = resize_rgb(to_rgb(self._read_all(info, slab), self.recipe.combine), layout)
             for target in group.targets:
                 self._region(target.start + t, layout)[...] = image
             return len(group.targets)
         dtype = lane_dtype(len(group.mappings))
-        lanes = self._window(stack, group.mappings, slab, dtype)
+        lanes = self._window(info, group.mappings, slab, dtype)
         resized = self._local.array("resized", (layout.height, layout.width), dtype)
-        self._local.resizer(first.rows, first.columns, layout, dtype).resize(lanes, resized)
+        self._local.resizer(info.rows, info.cols, layout, dtype).resize(lanes, resized)
         grey = resized.view(np.uint8).reshape(layout.height, layout.width, dtype.itemsize)
         for target in group.targets:
             region = self._region(target.start + t, layout)
@@ -211,43 +234,40 @@ class StackRenderer:
                                               layout.left:layout.left + layout.width]
         return region
 
-    def _window(self, stack: LabelledStack, mappings: list[Mapping], slab: list[int],
+    def _window(self, info: _StackInfo, mappings: list[Mapping], slab: list[int],
                 dtype: np.dtype[Any]) -> npt.NDArray[Any]:
         """The slab under every mapping, one byte lane each (rows × cols words)."""
-        first = stack.stack.first
-        slices = stack.stack.slices
-        invert = str(first.header.get("PhotometricInterpretation", "")) == "MONOCHROME1"
-        lanes = self._local.array("lanes", (first.rows, first.columns), dtype)
-        stored = self._local.array("stored", (first.rows, first.columns), first.stored_dtype)
+        slices = info.slices
+        lanes = self._local.array("lanes", (info.rows, info.cols), dtype)
+        stored = self._local.array("stored", info.shape, info.stored)
         read_frame_into(slices[slab[0]].inst, slices[slab[0]].frame, stored)
         if len(slab) == 1 and lut_applies(stored):
             # Rescale and every window in one lookup of the stored value.
             sl = slices[slab[0]]
             bits = stored.dtype.itemsize * 8
             lut = packed_lut(tuple(mappings), sl.slope, sl.intercept, stored.dtype.kind == "i",
-                             bits, invert)
+                             bits, info.invert)
             np.take(lut, stored.view(np.uint16 if bits == 16 else np.uint8), out=lanes,
                     mode="clip")  # every index is in range; "clip" avoids a buffered copy
             return lanes
-        values = self._local.array("values", (first.rows, first.columns), np.dtype(np.float32))
+        values = self._local.array("values", (info.rows, info.cols), np.dtype(np.float32))
         for i, index in enumerate(slab):
             if i:
                 read_frame_into(slices[index].inst, slices[index].frame, stored)
             accumulate(values, stored, SliceScale(slices[index].slope, slices[index].intercept),
                        i, self.recipe.combine)
         finish(values, len(slab), self.recipe.combine)
-        grey = lanes.view(np.uint8).reshape(first.rows, first.columns, dtype.itemsize)
+        grey = lanes.view(np.uint8).reshape(info.rows, info.cols, dtype.itemsize)
         for lane, mapping in enumerate(mappings):
             window_float(values, mapping, out=grey[..., lane])
-            if invert:
+            if info.invert:
                 np.subtract(255, grey[..., lane], out=grey[..., lane])
         return lanes
 
-    def _read_all(self, stack: LabelledStack, slab: list[int]) -> npt.NDArray[Any]:
-        shape = (len(slab), *_slice_shape(stack))
-        stored = self._local.array("slab", shape, _stored_dtype(stack))
+    def _read_all(self, info: _StackInfo, slab: list[int]) -> npt.NDArray[Any]:
+        stored = self._local.array("slab", (len(slab), *info.shape), info.stored)
         for pos, index in enumerate(slab):
-            sl = stack.stack.slices[index]
+            sl = info.slices[index]
             read_frame_into(sl.inst, sl.frame, stored[pos])
         return stored
 
