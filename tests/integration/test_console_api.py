@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from radraft.core import audit
 from radraft.core.db import AuditEvent, Delivery
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.heartbeat import beat
@@ -186,6 +187,10 @@ def test_ed_board_acknowledge_and_queues(seeded: Seeded, sessions: sessionmaker[
 
 
 def test_openapi_metrics_and_health(seeded: Seeded, sessions: sessionmaker[Session]) -> None:
+    with sessions() as session:  # a purged received study still counts, a purged prior not
+        audit.record(session, "study.purged", study_uid="1.2.9", source="received")
+        audit.record(session, "study.purged", study_uid="1.2.8", source="prior")
+        session.commit()
     with running_console(seeded.settings, sessions) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/api/openapi.json").status_code == 401
@@ -195,7 +200,7 @@ def test_openapi_metrics_and_health(seeded: Seeded, sessions: sessionmaker[Sessi
         assert {"/api/studies", "/api/studies/{study_uid}", "/api/deliveries/{delivery_id}/retry",
                 "/api/rules", "/api/ed/{draft_id}/ack", "/api/queues"} <= set(schema["paths"])
         text = client.get("/metrics").text
-        assert "radraft_studies_received_total 2.0" in text
+        assert "radraft_studies_received_total 3.0" in text
         assert 'radraft_drafts_total{triage="critical"} 1.0' in text
         assert 'radraft_deliveries{destination="ris",state="failed"} 1.0' in text
         assert 'radraft_queue_depth{priority="urgent",state="queued"} 0.0' in text

@@ -49,7 +49,8 @@ class DatabaseCollector(Collector):
         received = session.scalar(select(func.count(Study.id)).where(
             Study.source == "received")) or 0
         purged = session.scalar(select(func.count(AuditEvent.id)).where(
-            AuditEvent.kind == "study.purged")) or 0
+            AuditEvent.kind == "study.purged",
+            AuditEvent.details["source"].as_string() == "received")) or 0
         yield CounterMetricFamily(
             "radraft_studies_received", "Studies received by the DICOM node (purged included)",
             value=received + purged)
