@@ -6,8 +6,8 @@ import itertools
 import os
 import socket
 from collections.abc import Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
