@@ -16,21 +16,17 @@ line says how much faster vLLM served the same request.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import httpx
+from bench._vllm import vllm_server
 
-from bench.ingest import free_port
-
-VLLM_VENV = Path(os.environ.get("VLLM_VENV", Path.home() / ".cache/radraft/vllm-venv"))
 CONTEXT = 65536
 
 
@@ -56,29 +52,6 @@ def _profiles_table(tokenizer: Any) -> None:
         text_tokens = len(tokenizer(text)["input_ids"])
         print(f"{name:24} {frames:6d} {size:5d} {visual:10d} {text_tokens:8d} "
               f"{100 * (visual + text_tokens) / CONTEXT:7.1f}%")
-
-
-def _start_vllm(model: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
-    from radraft.reporting.model._recipe import vllm_command
-
-    args = vllm_command(VLLM_VENV / "bin/python", model, port=port, served_name="radraft-tiny",
-                        max_model_len=32768)
-    env = dict(os.environ, VLLM_CPU_KVCACHE_SPACE="2")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"vLLM exited; see {log}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.kill()
-    raise SystemExit(f"vLLM not ready in 300 s; see {log}")
 
 
 def _median_latency(backend: Any, seq: Any, reps: int) -> tuple[float, int]:
@@ -124,24 +97,18 @@ def main() -> None:
 
     print(f"\n== one draft, tiny model, frames of 224² (medians of {args.reps})")
     print(f"{'frames':>6} {'prompt tok':>10} {'vLLM s':>8} {'in-process s':>12} {'ratio':>6}")
-    vllm_backend, proc = None, None
-    try:
+    local = make_backend(settings(backend="transformers", path=str(model)))
+    with ExitStack() as stack:
+        vllm_backend = None
         if not args.no_vllm:
-            port = free_port()
-            proc = _start_vllm(model, port, work / "vllm.log")
-            vllm_backend = make_backend(settings(
-                backend="openai", base_urls=[f"http://127.0.0.1:{port}/v1"]))
-        local = make_backend(settings(backend="transformers", path=str(model)))
+            url = stack.enter_context(vllm_server(model, work / "vllm.log"))
+            vllm_backend = make_backend(settings(backend="openai", base_urls=[url]))
         for seq in seqs.values():
             v, tokens = _median_latency(vllm_backend, seq, args.reps) if vllm_backend \
                 else (float("nan"), 0)
             t, tokens_local = _median_latency(local, seq, args.reps)
             print(f"{seq.frame_count:6d} {tokens or tokens_local:10d} {v:8.2f} {t:12.2f} "
                   f"{t / v:6.1f}x", flush=True)
-    finally:
-        if proc is not None:
-            os.killpg(proc.pid, 15)
-            proc.wait(30)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS of this process (in-process backend): {peak:.0f} MiB; "
           f"vLLM log: {work / 'vllm.log'}", file=sys.stderr)
