@@ -128,7 +128,16 @@ def escalate_due(session: Session, settings: Settings) -> list[WakeUp]:
             .execution_options(synchronize_session=False))
         if getattr(taken, "rowcount", 0) != 1:
             continue  # acknowledged or escalated meanwhile
-        rows = _escalate(session, settings, draft, study, now)
+        draft.escalated_at = now  # the UPDATE above bypassed the loaded object
+        try:
+            rows = _escalate(session, settings, draft, study, now)
+        except Exception as exc:  # one bad draft must not stop the others
+            # escalated_at stays set: a draft that cannot be built is not retried every
+            # pass; the board still shows it overdue and the audit event says why.
+            log.exception("draft %d: second alert not built", draft.id)
+            rows = []
+            audit.record(session, "alert.escalation_failed", study_uid=draft.study_uid,
+                         job_id=draft.job_id, draft=draft.id, error=type(exc).__name__)
         audit.record(session, "alert.escalated", study_uid=draft.study_uid,
                      job_id=draft.job_id, draft=draft.id, triage=draft.triage_level,
                      after_minutes=settings.web.escalate_after_minutes,

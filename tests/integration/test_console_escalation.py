@@ -87,3 +87,20 @@ def test_acknowledged_alert_does_not_escalate(
             Delivery.payload_kind == "escalation")).all()
         draft = session.get(Draft, seeded.draft_id)
         assert draft is not None and draft.escalated_at is None
+
+
+def test_a_draft_that_cannot_be_built_does_not_stop_the_loop(
+    seeded: Seeded, sessions: sessionmaker[Session],
+) -> None:
+    _age(sessions, seeded.draft_id, 5)
+    with sessions() as session:
+        session.execute(update(Draft).where(Draft.id == seeded.draft_id).values(
+            report={"not": "a report"}))
+        session.commit()
+    with sessions() as session:
+        assert escalate_due(session, seeded.settings) == []
+        draft = session.get(Draft, seeded.draft_id)
+        assert draft is not None and draft.escalated_at is not None  # not retried every pass
+        [failed] = session.scalars(select(AuditEvent).where(
+            AuditEvent.kind == "alert.escalation_failed")).all()
+        assert failed.details["error"] == "ValidationError"

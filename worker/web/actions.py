@@ -129,9 +129,9 @@ def rules_view(settings: Settings, watcher: RulesWatcher) -> RulesView:
 
 
 def _parse_text(settings: Settings, text: str) -> RuleSet:
-    """Check an edited text by loading it from a temporary file beside the real one."""
-    folder = settings.rules_file.parent if settings.rules_file else None
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", dir=folder, delete=False,
+    """Check an edited text by loading it from a temporary file (the loader reads files;
+    the rules folder may be read-only, so the system's temporary folder)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False,
                                      encoding="utf-8") as handle:
         handle.write(text)
     try:
@@ -170,11 +170,15 @@ def save_rules(session: Session, settings: Settings, watcher: RulesWatcher, text
         raise ActionError("no rules file configured (rules_file): nothing to save to")
     rules = _parse_text(settings, text)
     tmp = path.with_name(f".{path.name}.console-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a read-only mount (a Kubernetes ConfigMap): say so
+        tmp.unlink(missing_ok=True)
+        raise ActionError(f"cannot write {path}: {exc.strerror}") from None
     watcher.poll()
     audit.record(session, "rules.changed", actor=who.username, path=str(path),
                  sha256=hashlib.sha256(text.encode()).hexdigest(), rules=len(rules.rules))
