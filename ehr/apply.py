@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from radraft.core.db import LabResult, Order, Patient, PriorReport, Visit
@@ -14,6 +15,7 @@ from radraft.ehr.er7 import Message
 
 CANCEL_CODES = ("CA", "OC", "DC")
 PATIENT_CACHE = "radraft.ehr.patients"
+LAB_BUFFER = "radraft.ehr.labs"  # session.info key: lab rows the caller inserts in one go
 PRIORITIES = {"S": "stat", "A": "asap", "R": "routine", "P": "preop", "T": "timing"}
 
 
@@ -169,22 +171,28 @@ def _result(session: Session, msg: Message, message_id: int, now: datetime) -> l
             order.updated_at = now
             changes.append(OrderChange(order.accession, order.study_uid, order.status))
         return changes
+    labs: list[dict[str, Any]] = []
     for obx in msg.all("OBX"):
         # Some senders (seen from a Cerner feed) leave out OBX-4, shifting every later field
         # one to the left: a numeric result whose OBX-5 is not a number but OBX-4 is.
         at = 4 if msg.field(obx, 2) == "NM" and _number(msg.field(obx, 4)) and not _number(
             msg.field(obx, 5)) else 5
         units, units_text = msg.field(obx, at + 1, 1), msg.field(obx, at + 1, 2)
-        session.add(LabResult(
-            patient_ref=patient.id, code=msg.field(obx, 3, 1)[:64],
-            coding_system=msg.field(obx, 3, 3)[:32],
-            name=msg.field(obx, 3, 2)[:256], value=msg.field(obx, at)[:256],
+        labs.append({
+            "patient_ref": patient.id, "code": msg.field(obx, 3, 1)[:64],
+            "coding_system": msg.field(obx, 3, 3)[:32],
+            "name": msg.field(obx, 3, 2)[:256], "value": msg.field(obx, at)[:256],
             # a local code ("CD:289^mg/dL") is no unit: its text is
-            units=(units_text if units_text and ":" in units else units or units_text)[:64],
-            reference_range=msg.field(obx, at + 2)[:64],
-            abnormal_flags=msg.field(obx, at + 3)[:16], status=msg.field(obx, at + 6)[:4],
-            observed_at=_when(msg.field(obx, at + 9) or msg.field(obr, 7)),
-            message_id=message_id))
+            "units": (units_text if units_text and ":" in units else units or units_text)[:64],
+            "reference_range": msg.field(obx, at + 2)[:64],
+            "abnormal_flags": msg.field(obx, at + 3)[:16], "status": msg.field(obx, at + 6)[:4],
+            "observed_at": _when(msg.field(obx, at + 9) or msg.field(obr, 7)),
+            "message_id": message_id})
+    buffer = session.info.get(LAB_BUFFER)
+    if buffer is not None:  # the writer inserts a whole batch's labs at once
+        buffer.extend(labs)
+    elif labs:
+        session.execute(insert(LabResult), labs)
     return changes
 
 

@@ -8,7 +8,7 @@ on MSH-1, components/repetitions on MSH-2. Nothing is validated beyond what appl
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from radraft.core.errors import Hl7Error
 
@@ -31,9 +31,16 @@ class Message:
     segments: list[list[str]]
     component_sep: str = "^"
     repetition_sep: str = "~"
+    _by_name: dict[str, list[list[str]]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        by_name: dict[str, list[list[str]]] = {}
+        for seg in self.segments:  # applying asks for the same segments many times
+            by_name.setdefault(seg[0], []).append(seg)
+        object.__setattr__(self, "_by_name", by_name)
 
     def all(self, name: str) -> list[list[str]]:
-        return [seg for seg in self.segments if seg[0] == name]
+        return self._by_name.get(name, [])
 
     def field(self, seg: list[str] | None, index: int, component: int = 1) -> str:
         """Component `component` of the first repetition of field `index` ('' when absent)."""

@@ -32,10 +32,9 @@ async def _answer(writer: GroupWriter, body: bytes, peer: str) -> bytes:
     """The ACK for one frame: a message, or a batch (FHS/BHS) answered by a batch of ACKs."""
     head = body.lstrip(b"\r\n")[:3]
     if head not in (b"FHS", b"BHS"):
-        return await asyncio.wrap_future(writer.submit(body, peer))
+        return await writer.answer(body, peer)
     messages = split_batch(body)
-    futures = [asyncio.wrap_future(writer.submit(m, peer)) for m in messages]
-    acks = list(await asyncio.gather(*futures))
+    acks = list(await asyncio.gather(*(writer.answer(m, peer) for m in messages)))
     reference = ""
     for line in body.replace(b"\n", b"\r").split(b"\r"):
         if line.startswith(b"BHS") and len(line) > 3:
@@ -64,7 +63,8 @@ async def _serve_connection(
         while True:
             timeout = (settings.hl7.frame_timeout_s if deframer.in_frame
                        else settings.hl7.idle_timeout_s)
-            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            async with asyncio.timeout(timeout):  # no task per read, unlike wait_for
+                chunk = await reader.read(65536)
             if not chunk:
                 return
             for event in deframer.feed(chunk):

@@ -1,38 +1,41 @@
 """Group commit: one writer thread stores and applies every waiting message in ONE transaction.
 
-Connections hand their messages to `GroupWriter.submit` and wait for the ACK. The writer takes
-whatever is queued (up to `max_batch`), stores the raw rows, applies each message inside its
-own savepoint (a message that cannot be applied rolls back alone and is answered AE, the others
-are unaffected), commits once, and only then releases the ACKs: nothing is acknowledged before
-its raw row (and, for AA, its application) is durable. While one commit is in flight the next
-batch fills up, so the cost of a commit is shared by every connection waiting.
+Connections hand their messages to `GroupWriter.answer` (or `submit`, from a thread) and wait
+for the ACK. The writer takes whatever is queued (up to `max_batch`, lingering briefly for
+connections that sent a moment ago), stores and applies the batch (`ehr.store`), commits once,
+and only then releases the ACKs: nothing is acknowledged before its raw row (and, for AA, its
+application) is durable. While one commit is in flight the next batch fills up, so the cost of
+a commit is shared by every connection waiting.
 
-If the batch's transaction itself fails, every message of it is retried in a transaction of
-its own, so one bad message cannot refuse the others; a message whose own transaction fails
-(the database is down) is answered AR 207 and not stored: the sender will send it again.
-Order hooks run on a separate thread after the commit, so a slow hook never delays ACKs (the
-committed Order row is the truth; the worker re-checks it before drafting and delivering).
+Messages are applied without savepoints; when one cannot be applied, the batch is rolled back
+and done again with a savepoint per message, so that one is answered AE and the others are
+unaffected. If the batch's transaction itself fails, every message of it is retried in a
+transaction of its own; a message whose own transaction fails (the database is down) is
+answered AR 207 and not stored: the sender will send it again. Order hooks run on a separate
+thread after the commit, so a slow hook never delays ACKs (the committed Order row is the
+truth; the worker re-checks it before drafting and delivering).
 """
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
-from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import Hl7Message, db_now
 from radraft.core.errors import Hl7Error
-from radraft.ehr.apply import PATIENT_CACHE, OrderChange, apply_message
-from radraft.ehr.intake import Intake, error_from_text, error_text, intake
+from radraft.ehr.apply import OrderChange
+from radraft.ehr.intake import Intake, intake
 from radraft.ehr.mllp import build_ack
+from radraft.ehr.store import NeedsCare, Outcome, store_batch
 
 log = logging.getLogger(__name__)
 OnOrderChange = Callable[[OrderChange], None]
@@ -47,96 +50,9 @@ RECENT_S = 0.05
 class _Pending:
     raw: bytes
     peer: str
-    future: concurrent.futures.Future[bytes] = field(default_factory=concurrent.futures.Future)
-
-
-@dataclass
-class _Outcome:
-    ack: bytes
-    changes: list[OrderChange] = field(default_factory=list)
-
-
-def _text(value: str) -> str:
-    return value.replace("\x00", "")
-
-
-class _NeedsCare(Exception):
-    """A message of the batch cannot be applied: redo the batch with one savepoint each."""
-
-
-def store_batch(
-    session: Session, items: Sequence[tuple[Intake, bytes, str]], *, careful: bool = True,
-) -> list[_Outcome]:
-    """Store and apply `items` (intake, raw, peer) in the session's transaction (caller commits).
-
-    careful=False applies without savepoints (two round trips less per message) and raises
-    _NeedsCare at the first message that cannot be applied; the caller then rolls back and
-    calls again with careful=True.
-    """
-    now = db_now(session)
-    digests = {item.sha256 for item, _, _ in items}
-    known: dict[tuple[str, str, str], tuple[str, str]] = {
-        (row.control_id, row.sending_facility, row.sha256): (row.ack_code, row.error)
-        for row in session.execute(select(
-            Hl7Message.control_id, Hl7Message.sending_facility, Hl7Message.sha256,
-            Hl7Message.ack_code, Hl7Message.error).where(Hl7Message.sha256.in_(digests)))}
-    rows: dict[tuple[str, str, str], Hl7Message] = {}
-    for item, raw, peer in items:
-        if item.key in known or item.key in rows or item.msg is None:
-            continue
-        msg = item.msg
-        # Optimistically AA: the row and its application commit together or not at all.
-        # (NUL, which PostgreSQL refuses in text, never keeps the raw row from being stored.)
-        rows[item.key] = Hl7Message(
-            control_id=_text(item.control_id), sending_application=_text(msg.get("MSH", 3))[:128],
-            sending_facility=_text(item.facility), message_type=_text(msg.message_type)[:16],
-            version=_text(msg.get("MSH", 12))[:16], raw=raw, sha256=item.sha256, peer=peer[:64],
-            received_at=now, ack_code=item.code or "AA",
-            error=error_text(item.error) if item.error else "",
-            applied_at=None if item.code else now)
-    session.add_all(rows.values())
-    session.flush()  # raw rows first: the savepoints below never undo them
-    outcomes: list[_Outcome] = []
-    done: dict[tuple[str, str, str], bytes] = {}
-    for item, _, _ in items:
-        assert item.msg is not None
-        if item.key in done:  # the same message twice in this batch: the first one's answer
-            outcomes.append(_Outcome(done[item.key]))
-            continue
-        if item.key in known:  # a duplicate: its first answer, not applied again
-            code, text = known[item.key]
-            outcome = _Outcome(build_ack(item.msg, code or "AA",
-                                         error_from_text(text, reject=code == "AR")))
-        elif item.code:  # refused or wrong before applying: stored with its answer
-            outcome = _Outcome(build_ack(item.msg, item.code, item.error))
-        else:
-            outcome = _apply(session, item, rows[item.key], careful)
-        done[item.key] = outcome.ack
-        outcomes.append(outcome)
-    return outcomes
-
-
-def _apply(session: Session, item: Intake, row: Hl7Message, careful: bool) -> _Outcome:
-    assert item.msg is not None
-    try:
-        if careful:
-            with session.begin_nested():
-                changes = apply_message(session, item.msg, row.id, row.received_at)
-                session.flush()  # a value the database refuses fails here, inside the savepoint
-        else:
-            changes = apply_message(session, item.msg, row.id, row.received_at)
-    except Hl7Error as exc:
-        problem = exc
-    except (DataError, IntegrityError) as exc:  # a value the database refuses
-        problem = Hl7Error(f"cannot apply: {type(exc.orig).__name__}: "
-                           f"{str(exc.orig).splitlines()[0][:120]}", code="207")
-    else:
-        return _Outcome(build_ack(item.msg, "AA"), changes)
-    if not careful:
-        raise _NeedsCare from problem
-    session.info.pop(PATIENT_CACHE, None)  # it may hold rows the savepoint took back
-    row.ack_code, row.applied_at, row.error = "AE", None, error_text(problem)
-    return _Outcome(build_ack(item.msg, "AE", problem))
+    future: concurrent.futures.Future[bytes] | None = None  # a thread waits on it
+    waiter: asyncio.Future[bytes] | None = None  # or a connection task
+    answer: bytes | None = None
 
 
 class GroupWriter:
@@ -171,13 +87,24 @@ class GroupWriter:
             thread.join(30)
 
     def submit(self, raw: bytes, peer: str) -> concurrent.futures.Future[bytes]:
-        pending = _Pending(raw, peer)
+        """Queue one message; the future gets its ACK once it is committed."""
+        future: concurrent.futures.Future[bytes] = concurrent.futures.Future()
+        self._put(_Pending(raw, peer, future=future))
+        return future
+
+    async def answer(self, raw: bytes, peer: str) -> bytes:
+        """The ACK for one message, from an event loop (answers of a batch are handed to the
+        loop in one wake-up, not one per message)."""
+        waiter: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self._put(_Pending(raw, peer, waiter=waiter))
+        return await waiter
+
+    def _put(self, pending: _Pending) -> None:
         now = time.monotonic()
-        self._recent[peer] = now
+        self._recent[pending.peer] = now
         if len(self._recent) > 1024:  # forget connections long gone
             self._recent = {p: t for p, t in self._recent.items() if now - t < 1.0}
         self._queue.put(pending)
-        return pending.future
 
     def _run(self) -> None:
         stopping = False
@@ -210,12 +137,10 @@ class GroupWriter:
             try:
                 self._process(batch)
                 self._cycle_s = time.monotonic() - started
-            except Exception as exc:  # never leave a connection waiting for an answer
+            except Exception:  # never leave a connection waiting for an answer
                 log.exception("HL7 writer: batch of %d failed", len(batch))
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_result(build_ack(None, "AR", Hl7Error(
-                            f"internal error: {type(exc).__name__}", code="207", reject=True)))
+            finally:
+                _release(batch)
 
     def _expected(self, batch: list[_Pending]) -> bool:
         """Whether a connection that sent recently (within RECENT_S, or three batch cycles
@@ -230,19 +155,19 @@ class GroupWriter:
         storable = [(i, p) for i, p in zip(intakes, batch, strict=True) if i.msg is not None]
         for item, pending in zip(intakes, batch, strict=True):
             if item.msg is None:  # no usable MSH: nothing to store or echo
-                pending.future.set_result(build_ack(None, "AR", item.error))
+                pending.answer = build_ack(None, "AR", item.error)
         outcomes = self._commit(storable)
         if outcomes is None:  # the batch failed as a whole: each message on its own
             outcomes = [(self._commit([one]) or [_unavailable(one[0])])[0] for one in storable]
         for (item, pending), outcome in zip(storable, outcomes, strict=True):
-            pending.future.set_result(outcome.ack)
+            pending.answer = outcome.ack
             # identifiers only (no PHI): type, control id, peer, answer
             log.info("HL7 %s %s from %s: %s", item.msg.message_type if item.msg else "",
                      item.control_id, pending.peer, _code(outcome.ack))
             for change in outcome.changes if self._hook is not None else []:
                 self._hooks.put(change)
 
-    def _commit(self, items: list[tuple[Intake, _Pending]]) -> list[_Outcome] | None:
+    def _commit(self, items: list[tuple[Intake, _Pending]]) -> list[Outcome] | None:
         if not items:
             return []
         batch = [(i, p.raw, p.peer) for i, p in items]
@@ -251,7 +176,7 @@ class GroupWriter:
                 with self._sessions() as session:
                     outcomes = store_batch(session, batch, careful=False)
                     session.commit()  # durable before anything is acknowledged
-            except (_NeedsCare, DataError, IntegrityError):
+            except (NeedsCare, DataError, IntegrityError):
                 # a message that cannot be applied (or a value refused at the final flush):
                 # again, each message in a savepoint of its own
                 with self._sessions() as session:
@@ -275,10 +200,31 @@ class GroupWriter:
                 log.exception("HL7 order hook failed for accession %s", change.accession)
 
 
+def _release(batch: list[_Pending]) -> None:
+    """Hand every answer over: threads through their futures, each event loop in one call."""
+    loops: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[bytes], bytes]]] = {}
+    for pending in batch:
+        ack = pending.answer or build_ack(None, "AR", Hl7Error(
+            "internal error, send again later", code="207", reject=True))
+        if pending.future is not None:
+            pending.future.set_result(ack)
+        elif pending.waiter is not None:
+            loops.setdefault(pending.waiter.get_loop(), []).append((pending.waiter, ack))
+    for loop, answers in loops.items():
+        with contextlib.suppress(RuntimeError):  # that loop is closed: nobody is waiting
+            loop.call_soon_threadsafe(_settle, answers)
+
+
+def _settle(answers: list[tuple[asyncio.Future[bytes], bytes]]) -> None:
+    for waiter, ack in answers:
+        if not waiter.done():  # its connection may have been cancelled meanwhile
+            waiter.set_result(ack)
+
+
 def _code(ack: bytes) -> str:
     return ack.partition(b"\rMSA|")[2][:2].decode("ascii", "replace")
 
 
-def _unavailable(item: Intake) -> _Outcome:
-    return _Outcome(build_ack(item.msg, "AR", Hl7Error(
+def _unavailable(item: Intake) -> Outcome:
+    return Outcome(build_ack(item.msg, "AR", Hl7Error(
         "message store unavailable, send again later", code="207", reject=True)))
