@@ -148,7 +148,8 @@ def _store(
     audit.record(
         session, "draft.created", study_uid=job.study_uid, job_id=job.id, version=job.version,
         profile=job.profile, rule=job.rule_name, model=product.model_name,
-        prompt_sha256=product.prompt_sha256, frames=product.frame_count,
+        prompt_sha256=product.prompt_sha256, prompt=product.prompt_text,
+        frames=product.frame_count,
         triage=product.triage_level, predecessor=predecessor.sr_uid if predecessor else "",
         deliveries=len(rows),
     )

@@ -45,6 +45,8 @@ class DraftProduct:
     report: DraftReport
     model_name: str
     prompt_sha256: str
+    # What the model read besides the pixels (system + user text), for the audit trail.
+    prompt_text: str
     frame_count: int
     segments: list[dict[str, Any]]
     items: list[OutboxItem]
@@ -230,6 +232,8 @@ def run_draft(
         key_frames = key_frame_pngs(seq, report.cited_frames())
     return DraftProduct(
         report=report, model_name=model_name, prompt_sha256=str(prompt.sha256),
+        prompt_text=f"{getattr(prompt, 'system', '')}\n\n"
+                    f"{getattr(prompt, 'text', getattr(prompt, 'user', ''))}",
         frame_count=int(seq.frame_count), segments=_segments_json(seq), items=items,
         rendered_text=text, rendered_html=html, triage_level=report.triage.level.value,
         uids={i.payload_kind: i.message_id for i in items

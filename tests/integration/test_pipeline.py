@@ -107,6 +107,7 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
         event = session.scalars(select(AuditEvent).where(
             AuditEvent.kind == "draft.created")).one()
         assert event.details["prompt_sha256"] == draft.prompt_sha256
+        assert event.details["prompt"].startswith("system") and "frames" in event.details["prompt"]
         assert event.details["model"] == "stand-in"
     assert len(wakes) == len(rows) and {w.kind for w in wakes} == {"delivery"}
     with sessions() as session:

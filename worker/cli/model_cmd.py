@@ -30,6 +30,19 @@ def build_tiny(
     typer.echo(f"tiny model written to {out}")
 
 
+@app.command("schema")
+def schema(
+    frames: int = typer.Option(0, "--frames", help="Bound cited frames to 0..N-1 (a request's "
+                                                   "schema); 0: the base schema."),
+) -> None:
+    """Print the DraftReport JSON schema the model's answer is constrained to."""
+    import json
+
+    from radraft.reporting.report_schema import base_schema, request_schema
+
+    typer.echo(json.dumps(request_schema(frames) if frames else base_schema(), indent=1))
+
+
 @app.command("serve")
 def serve(
     ctx: typer.Context,
