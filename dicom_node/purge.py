@@ -4,7 +4,8 @@ Policy (`retention.*` days):
 - a received study whose last instance is older than `studies_days`, that was announced at its
   current version, has no job still queued or running and no delivery still pending;
 - a prior study (fetched from the PACS) older than `priors_days`;
-- the payload bytes of outbox rows delivered more than `outbox_days` ago (the row stays).
+- the payload bytes of outbox rows delivered more than `outbox_days` ago (the row stays), and
+  the console's pictures (contact sheet, key frames) of drafts older than `outbox_days`.
 Files go first, rows after: a crash in between leaves rows whose files are gone, and the next
 purge finishes them; it never leaves an unindexed file that index repair would resurrect.
 """
@@ -24,6 +25,7 @@ from radraft.core import audit
 from radraft.core.db import (
     Delivery,
     Draft,
+    DraftImage,
     Instance,
     Job,
     Series,
@@ -48,6 +50,7 @@ class PurgeReport:
     files: int = 0
     bytes_freed: int = 0
     outbox_payloads: int = 0
+    draft_images: int = 0
 
 
 def purgeable_studies(session: Session, policy: RetentionSettings, now: datetime) -> list[Study]:
@@ -141,11 +144,16 @@ def purge(
         report.outbox_payloads = len(session.scalars(select(Delivery.id).where(condition)).all())
         if not dry_run and report.outbox_payloads:
             session.execute(update(Delivery).where(condition).values(payload=b""))
-            session.commit()
+        # The pictures are PHI like the payloads: they go with the same policy.
+        pictures = DraftImage.draft_id.in_(select(Draft.id).where(Draft.created_at < old))
+        report.draft_images = len(session.scalars(select(DraftImage.id).where(pictures)).all())
+        if not dry_run and report.draft_images:
+            session.execute(delete(DraftImage).where(pictures))
+        session.commit()
     log.info(
-        "purge: %d studies, %d priors, %d files, %d bytes, %d outbox payloads%s",
+        "purge: %d studies, %d priors, %d files, %d bytes, %d outbox payloads, %d pictures%s",
         len(report.studies), len(report.priors), report.files, report.bytes_freed,
-        report.outbox_payloads, " (dry run)" if dry_run else "",
+        report.outbox_payloads, report.draft_images, " (dry run)" if dry_run else "",
     )
     return report
 

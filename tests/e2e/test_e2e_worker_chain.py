@@ -100,6 +100,7 @@ def _run_chain(tmp: Path, sessions: sessionmaker[Session], db_url: str, broker: 
         "rules_file": "rules.yaml",
         "dicom": {"host": "127.0.0.1", "port": port, "stable_seconds": 1},
         "hl7": {"host": "127.0.0.1", "port": free_port()},  # serve starts the HL7 listener too
+        "web": {"host": "127.0.0.1", "port": free_port()},  # and the console
         "destinations": {"outbox": {"kind": "folder", "path": str(tmp / "outbox")}},
         "jobs": {"sweep_interval_s": 1, "redeliver_after_s": 60},
     }

@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
-from radraft.core.db import Delivery, Draft, Instance, Job, Study
+from radraft.core.db import Delivery, Draft, DraftImage, Instance, Job, Study
 from radraft.core.settings import RetentionSettings
 from radraft.dicom_node.header import read_stored_header
 from radraft.dicom_node.index import index_instance
@@ -55,6 +55,7 @@ def _job(sessions: sessionmaker[Session], study_uid: str, state: str,
                           report={}, created_at=OLD)
             session.add(draft)
             session.flush()
+            session.add(DraftImage(draft_id=draft.id, kind="sheet", png=b"PNG", created_at=OLD))
             session.add(Delivery(
                 draft_id=draft.id, destination="pacs", kind="dicom", payload_kind="sr",
                 payload=b"SR-BYTES", message_id="1.2", state=delivery, created_at=OLD,
@@ -82,6 +83,7 @@ def test_purge_follows_the_policy(tmp_path: Path, sessions: sessionmaker[Session
     dry = purge(sessions, store, policy, dry_run=True)
     assert set(dry.studies) == {done, ignored, recent_delivery}
     assert dry.priors == [prior] and dry.outbox_payloads == 1
+    assert dry.draft_images == 3  # old drafts' pictures go with the outbox policy
     with sessions() as session:
         assert len(session.scalars(select(Study)).all()) == 7  # nothing removed yet
 
@@ -97,6 +99,7 @@ def test_purge_follows_the_policy(tmp_path: Path, sessions: sessionmaker[Session
                     d.payload for d in session.scalars(select(Delivery).where(
                         Delivery.state == "delivered"))}
         assert payloads == {True: b"", False: b"SR-BYTES"}
+        assert session.scalars(select(DraftImage)).all() == []
     remaining_dirs = {p.name for p in store.root.iterdir()}
     assert remaining_dirs == {queued, waiting, pending}
 

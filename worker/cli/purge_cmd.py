@@ -28,7 +28,8 @@ def purge(
     typer.echo(
         f"{verb}: {len(report.studies)} studies, {len(report.priors)} prior studies "
         f"({report.files} files, {report.bytes_freed / 1e6:.1f} MB), "
-        f"{report.outbox_payloads} delivered outbox payloads"
+        f"{report.outbox_payloads} delivered outbox payloads, "
+        f"{report.draft_images} draft pictures"
     )
     for uid in report.studies + report.priors:
         typer.echo(f"  {uid}")
