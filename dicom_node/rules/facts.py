@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from radraft.core.db import Order, Series, Study
+from radraft.core.db import Order, Patient, Series, Study
 from radraft.core.errors import ConfigError
 from radraft.dicom_node.errors import StoreRefused
 from radraft.dicom_node.header import read_stored_header
@@ -44,12 +44,25 @@ def _upper_set(values: list[str]) -> frozenset[str]:
 
 
 def _order_for(session: Session, study: Study) -> Order | None:
+    """The study's order, when its identity agrees (as ehr.context decides): accession AND
+    Study Instance UID (when the order names one), PID-3 + issuer vs PatientID + issuer. A
+    disagreeing order is not used: the rules see the study as having no order."""
     conditions = [Order.study_uid == study.study_uid]
     if study.accession:
-        conditions.append(Order.accession == study.accession)
-    return session.scalars(
+        conditions.append(and_(Order.accession == study.accession,
+                               Order.study_uid.in_(("", study.study_uid))))
+    order = session.scalars(
         select(Order).where(or_(*conditions)).order_by(Order.updated_at.desc())
     ).first()
+    if order is None or (study.accession and order.accession != study.accession):
+        return None
+    patient = session.get(Patient, order.patient_ref) if order.patient_ref else None
+    if patient is not None and study.patient_id and (
+            patient.patient_id != study.patient_id or (
+                patient.issuer and study.issuer_of_patient_id
+                and patient.issuer != study.issuer_of_patient_id)):
+        return None
+    return order
 
 
 def facts_for_study(

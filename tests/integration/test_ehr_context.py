@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Study
 from radraft.core.settings import Settings
+from radraft.dicom_node.rules import facts_for_study
 from radraft.ehr.context import clinical_context
 from radraft.ehr.samples import demo_messages
 from radraft.ehr.writer import GroupWriter
@@ -121,3 +122,27 @@ def test_order_study_uid_must_agree(sessions: sessionmaker[Session]) -> None:
         good = clinical_context(session, "1.2.3.99", profile=Settings().profiles["ct-generic"],
                                 now=NOW)
         assert good.flag == "" and "appendicitis" in good.as_text(2000)
+
+
+def test_rules_see_only_an_order_whose_identity_agrees(stored: sessionmaker[Session]) -> None:
+    """Routing facts follow the same identity rule: a disagreeing order is no order."""
+    with stored() as session:
+        _study(session, "1.2.3.40", issuer="HOSP")
+        _study(session, "1.2.3.41", patient="SOMEONE-ELSE")
+        good = facts_for_study(session, "1.2.3.40", now=NOW)
+        other = facts_for_study(session, "1.2.3.41", now=NOW)
+    assert (good.order_location, good.order_priority) == ("ED", "stat")
+    assert other.order_location is None and other.order_priority is None
+
+
+def test_rules_ignore_an_order_for_another_study_uid(sessions: sessionmaker[Session]) -> None:
+    writer = GroupWriter(sessions, processing_ids=frozenset({"P"}))
+    writer.start()
+    order = ORDER.replace(b"PV1|1|E|ED^01", b"PV1|1|E|ED^01\rZDS|1.2.3.99^100^Application^DICOM")
+    assert b"MSA|AA" in writer.submit(order, "test").result(10)
+    writer.stop()
+    with sessions() as session:
+        _study(session, "1.2.3.50")
+        _study(session, "1.2.3.99")
+        assert facts_for_study(session, "1.2.3.50", now=NOW).order_location is None
+        assert facts_for_study(session, "1.2.3.99", now=NOW).order_location == "ED"
