@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session
 
-from radraft.core.db import LabResult, Order, Patient, PriorReport, Visit
+from radraft.core.db import LabResult, Order, Patient, PriorReport, Study, Visit
 from radraft.core.errors import Hl7Error
+from radraft.ehr.context import identity_mismatch
 from radraft.ehr.er7 import Message
 
 CANCEL_CODES = ("CA", "OC", "DC")
@@ -148,7 +149,20 @@ def _order(session: Session, msg: Message, now: datetime) -> OrderChange:
     elif order.status is None:  # new: the column default is only applied at INSERT
         order.status = "active"
     order.updated_at = now
+    _flag_mismatches(session, order, patient)
     return OrderChange(order.accession, order.study_uid, order.status)
+
+
+def _flag_mismatches(session: Session, order: Order, patient: Patient) -> None:
+    """A study already received under this accession or UID whose identity disagrees gets
+    an admin flag now (ehr.context attaches nothing to it)."""
+    conditions = [Study.accession == order.accession]
+    if order.study_uid:
+        conditions.append(Study.study_uid == order.study_uid)
+    for study in session.scalars(select(Study).where(or_(*conditions))):
+        reason = identity_mismatch(study, order, patient)
+        if reason:
+            study.admin_flag = reason
 
 
 def _result(session: Session, msg: Message, message_id: int, now: datetime) -> list[OrderChange]:

@@ -73,7 +73,8 @@ def _age(birth_date: str, now: datetime) -> int | None:
     return now.year - born.year - ((now.month, now.day) < (born.month, born.day))
 
 
-def _mismatch(study: Study, order: Order, patient: Patient | None) -> str:
+def identity_mismatch(study: Study, order: Order, patient: Patient | None) -> str:
+    """Why `order` is not `study`'s ("" when it is)."""
     if order.study_uid and order.study_uid != study.study_uid:
         return f"HL7 order {order.accession}: Study Instance UID differs from DICOM"
     if study.accession and order.accession != study.accession:
@@ -116,7 +117,7 @@ def clinical_context(
     if order is None:
         return ClinicalContext()
     patient = session.get(Patient, order.patient_ref) if order.patient_ref else None
-    reason = _mismatch(study, order, patient) if study is not None else ""
+    reason = identity_mismatch(study, order, patient) if study is not None else ""
     if reason:
         assert study is not None
         study.admin_flag = reason

@@ -146,3 +146,18 @@ def test_rules_ignore_an_order_for_another_study_uid(sessions: sessionmaker[Sess
         _study(session, "1.2.3.99")
         assert facts_for_study(session, "1.2.3.50", now=NOW).order_location is None
         assert facts_for_study(session, "1.2.3.99", now=NOW).order_location == "ED"
+
+
+def test_an_order_for_a_study_of_another_patient_flags_it_on_arrival(
+    sessions: sessionmaker[Session],
+) -> None:
+    with sessions() as session:
+        _study(session, "1.2.3.60", patient="SOMEONE-ELSE")  # received before the order
+        _study(session, "1.2.3.61", accession="ACC-OTHER")
+    writer = GroupWriter(sessions, processing_ids=frozenset({"P"}))
+    writer.start()
+    assert b"MSA|AA" in writer.submit(ORDER, "test").result(10)
+    writer.stop()
+    with sessions() as session:
+        flags = dict(session.query(Study.study_uid, Study.admin_flag).all())
+    assert "patient identity" in flags["1.2.3.60"] and flags["1.2.3.61"] == ""
