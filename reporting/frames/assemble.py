@@ -14,10 +14,10 @@ from pydicom.dataset import Dataset
 from radraft.core.errors import FrameError
 from radraft.core.settings import FrameRecipe
 from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
+from radraft.reporting.frames.output import FrameBuffer
 from radraft.reporting.frames.stack_render import (
     Candidate,
     StackRenderer,
-    allocate_frames,
     phase_from_pixels,
     phase_sample_keys,
     slabs,
@@ -143,9 +143,9 @@ def build_frame_sequence(
     for cand in kept:
         by_stack.setdefault(id(cand.stack), []).append(cand)
     position = 0
-    with ThreadPoolExecutor(_workers()) as pool, ThreadPoolExecutor(1) as allocator:
-        frames_future = allocator.submit(allocate_frames, (total, size, size, 3))
-        renderer = StackRenderer(frames_future, recipe, pool)
+    with ThreadPoolExecutor(_workers()) as pool:
+        buffer = FrameBuffer((total, size, size, 3))
+        renderer = StackRenderer(buffer, recipe, pool)
         done = 0
         for group in by_stack.values():
             stack = group[0].stack
@@ -174,13 +174,13 @@ def build_frame_sequence(
                 say(f"frames {done}/{total}")
 
             renderer.render(stack, parts, report)
-            pictures = renderer.out
+            pictures = buffer.frames
             for seg in new_segments:
                 if seg.padded_frames:
                     last = seg.frame_stop - seg.padded_frames - 1
                     pictures[last + 1:seg.frame_stop] = pictures[last]
                     done += seg.padded_frames
-        pictures = frames_future.result()
+        pictures = buffer.frames
     return FrameSequence(pictures, segments, refs, excluded,
                          _metadata(current, prior_scans, recipe))
 

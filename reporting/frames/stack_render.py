@@ -10,11 +10,9 @@ the frames that show it. Peak memory is the output plus a few slices per thread.
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +24,7 @@ from radraft.reporting.frames.box import LaneResizer
 from radraft.reporting.frames.classify import Label, ct_phase_from_image
 from radraft.reporting.frames.geometry import Slice
 from radraft.reporting.frames.loading import read_frame_into
+from radraft.reporting.frames.output import FrameBuffer
 from radraft.reporting.frames.render import (
     Layout,
     SliceScale,
@@ -130,12 +129,10 @@ def _slice_shape(stack: LabelledStack) -> tuple[int, ...]:
 class StackRenderer:
     """Turns one stack's candidates into frames of the output array."""
 
-    def __init__(self, frames: Future[npt.NDArray[np.uint8]], recipe: FrameRecipe,
+    def __init__(self, buffer: FrameBuffer, recipe: FrameRecipe,
                  pool: ThreadPoolExecutor) -> None:
-        # The output array arrives from another thread (its pages are being populated
-        # while the headers are read); `render` waits for it.
-        self._frames = frames
-        self.out: npt.NDArray[np.uint8] = np.empty((0, 0, 0, 3), dtype=np.uint8)
+        self._buffer = buffer
+        self.out = buffer.frames
         self.recipe = recipe
         self.pool = pool
         self.size = recipe.frame_size
@@ -169,7 +166,6 @@ class StackRenderer:
         """Every (candidate, slabs, first frame, mappings) of one stack into `out`."""
         groups = self._groups(stack, parts)
         info = _StackInfo.of(stack, self.size)
-        self.out = self._frames.result()
         longest = max(len(g.slabs) for g in groups)
         # Frame t of every group side by side: the same slice is read once per group.
         units = [(g, t) for t in range(longest) for g in groups if t < len(g.slabs)]
@@ -228,6 +224,7 @@ class StackRenderer:
         return len(group.targets)
 
     def _region(self, index: int, layout: Layout) -> npt.NDArray[np.uint8]:
+        self._buffer.prepare(index)
         frame = self.out[index]
         if (layout.height, layout.width) != (self.size, self.size):
             frame.fill(0)
@@ -271,44 +268,6 @@ class StackRenderer:
             sl = info.slices[index]
             read_frame_into(sl.inst, sl.frame, stored[pos])
         return stored
-
-
-_MADV_POPULATE_WRITE = 23  # Linux >= 5.14: fault a range in, writable, in one call
-
-
-def _populate(memory: mmap.mmap, nbytes: int) -> bool:
-    """Fault every page of `memory` in with one madvise, without holding the GIL.
-
-    The mmap module holds the GIL through mmap(MAP_POPULATE) and madvise (measured: a
-    Python thread beside it stalls), so the header scan could not run meanwhile; a
-    ctypes call releases it.
-    """
-    try:
-        madvise = ctypes.CDLL(None, use_errno=True).madvise
-    except (OSError, AttributeError):
-        return False
-    madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    madvise.restype = ctypes.c_int
-    address = ctypes.addressof(ctypes.c_char.from_buffer(memory))
-    return int(madvise(address, nbytes, _MADV_POPULATE_WRITE)) == 0
-
-
-def allocate_frames(shape: tuple[int, int, int, int]) -> npt.NDArray[np.uint8]:
-    """The output array, its pages populated by the kernel in bulk (beside the scan).
-
-    A page fault costs 20-40 µs on this virtual machine: faulting a gigabyte in page by
-    page while rendering costs seconds; one populate call does it in 0.5-0.9 s of system
-    time. Transparent huge pages were tried: 0.1 s on a quiet machine, 1.5-7 s while
-    another tenant held most of the memory, so they are not asked for.
-    """
-    nbytes = int(np.prod(shape))
-    populate = getattr(mmap, "MAP_POPULATE", 0)
-    if nbytes < (64 << 20) or not populate:
-        return np.empty(shape, dtype=np.uint8)
-    memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    if not _populate(memory, nbytes):  # older kernel: populate while holding the GIL
-        memory = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | populate)
-    return np.frombuffer(memory, dtype=np.uint8).reshape(shape)
 
 
 def phase_sample_keys(needed: list[int]) -> list[int]:
