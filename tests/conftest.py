@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import socket
+import subprocess
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ DATA = Path(__file__).parent / "data"
 DICOM_DATA = DATA / "dicom"
 HL7_DATA = DATA / "hl7"
 ARTIFACTS = Path(__file__).parent / "artifacts"
+RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 PG_ADMIN = os.environ.get("RADRAFT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 _counter = itertools.count()
@@ -83,6 +87,28 @@ def engine(db_url: str) -> Iterator[Engine]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def vhost() -> Iterator[str]:
+    """A RabbitMQ virtual host of its own: queues of other tests never mix with ours."""
+    name = f"radraft-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run([RABBITMQCTL, "-q", "add_vhost", name], check=True, timeout=60)
+    subprocess.run([RABBITMQCTL, "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
+                   check=True, timeout=60)
+    yield name
+    subprocess.run([RABBITMQCTL, "-q", "delete_vhost", name], check=False, timeout=60)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group (a radraft command and its children), SIGKILL if it hangs."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
 
 @pytest.fixture

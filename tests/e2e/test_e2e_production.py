@@ -7,20 +7,17 @@ second R result carrying the same order numbers."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hl7
 import pytest
 import yaml
-from conftest import free_port
+from conftest import free_port, stop_process
 from mllp_peer import MllpPeer
 from orthanc import Modality, OrthancServer
 from sqlalchemy import select
@@ -34,7 +31,6 @@ from radraft.reporting.phantom import write_phantom_study
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 RADRAFT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "radraft")
-RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 ACCESSION = "ACC-E2E-1"
 PATIENT = "E2E-PAT-1"
 RULES = """rules:
@@ -52,30 +48,12 @@ RULES = """rules:
 """
 
 
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    name = f"radraft-prod-{uuid.uuid4().hex[:8]}"
-    subprocess.run([RABBITMQCTL, "-q", "add_vhost", name], check=True, timeout=60)
-    subprocess.run([RABBITMQCTL, "-q", "set_permissions", "-p", name, "guest", ".*", ".*",
-                    ".*"], check=True, timeout=60)
-    yield name
-    subprocess.run([RABBITMQCTL, "-q", "delete_vhost", name], check=False, timeout=60)
-
 
 def _spawn(config: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([RADRAFT, "--config", str(config), *args],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def _wait(what: str, check: Callable[[], bool], tmp: Path, timeout: float = 240) -> None:
@@ -226,8 +204,8 @@ def test_production_chain_with_vllm_orthanc_ris_and_ed(
                                if o["series"] == 9901]) == 2 and len(_results(ris)) == 2,
                   tmp_path)
         finally:
-            _stop(worker)
-            _stop(serve)
+            stop_process(worker)
+            stop_process(serve)
             ris.stop()
             ed.stop()
         srs = [o for o in _outputs_in_orthanc(pacs, current.study_uid) if o["series"] == 9901]

@@ -5,19 +5,15 @@ defaults (SQLite database and broker) as `radraft demo` runs them, and productio
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port
+from conftest import free_port, stop_process
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -35,31 +31,12 @@ RULES = """rules:
 """
 
 
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    name = f"radraft-e2e-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["/usr/sbin/rabbitmqctl", "-q", "add_vhost", name], check=True, timeout=60)
-    subprocess.run(["/usr/sbin/rabbitmqctl", "-q", "set_permissions", "-p", name, "guest",
-                    ".*", ".*", ".*"], check=True, timeout=60)
-    yield name
-    subprocess.run(["/usr/sbin/rabbitmqctl", "-q", "delete_vhost", name], check=False,
-                   timeout=60)
-
 
 def _spawn(config: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([RADRAFT, "--config", str(config), *args],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
 
 
 def _wait_port(port: int, timeout: float = 60) -> None:
@@ -117,8 +94,8 @@ def _run_chain(tmp: Path, sessions: sessionmaker[Session], db_url: str, broker: 
         _send(study, port)  # the same instances again: same version, no new job
         time.sleep(3)
     finally:
-        _stop(worker)
-        _stop(serve)
+        stop_process(worker)
+        stop_process(serve)
     with sessions() as session:
         jobs = session.scalars(select(Job)).all()
         decisions = session.scalars(select(RuleDecision)).all()

@@ -10,8 +10,7 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from radraft.worker.jobs import create_jobs
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 RADRAFT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "radraft")
-RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 MODEL_DELAY_S = 5.0
 
 
@@ -79,15 +77,6 @@ class SlowModelProxy:
         self._server.shutdown()
         self._server.server_close()
 
-
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    name = f"radraft-kill-{uuid.uuid4().hex[:8]}"
-    subprocess.run([RABBITMQCTL, "-q", "add_vhost", name], check=True, timeout=60)
-    subprocess.run([RABBITMQCTL, "-q", "set_permissions", "-p", name, "guest", ".*", ".*",
-                    ".*"], check=True, timeout=60)
-    yield name
-    subprocess.run([RABBITMQCTL, "-q", "delete_vhost", name], check=False, timeout=60)
 
 
 def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:

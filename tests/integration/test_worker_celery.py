@@ -8,14 +8,12 @@ import os
 import signal
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port
+from conftest import free_port, stop_process
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,18 +25,7 @@ from radraft.worker.enqueue import WakeUp, celery_enqueue
 from radraft.worker.outbox import OutboxItem, add_deliveries
 
 RADRAFT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "radraft")
-RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 
-
-@pytest.fixture
-def vhost() -> Iterator[str]:
-    """A RabbitMQ virtual host of its own: queues of other tests never mix with ours."""
-    name = f"radraft-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run([RABBITMQCTL, "-q", "add_vhost", name], check=True, timeout=60)
-    subprocess.run([RABBITMQCTL, "-q", "set_permissions", "-p", name, "guest", ".*", ".*", ".*"],
-                   check=True, timeout=60)
-    yield name
-    subprocess.run([RABBITMQCTL, "-q", "delete_vhost", name], check=False, timeout=60)
 
 
 def _storescp(port: int, out: Path) -> subprocess.Popen[bytes]:
@@ -93,15 +80,6 @@ def _start_worker(config: Path, tmp: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
 
 def _wait_states(sessions: sessionmaker[Session], ids: list[int], tmp: Path,
                  timeout: float = 90) -> dict[int, str]:
@@ -147,7 +125,7 @@ def test_rabbitmq_worker_delivers_after_pacs_comes_up(
         _wait_states(sessions, ids, tmp_path)
         time.sleep(1.5)  # any duplicate send would arrive now
     finally:
-        _stop(worker)
+        stop_process(worker)
         if pacs is not None:
             pacs.terminate()
             pacs.wait(10)
@@ -171,7 +149,7 @@ def test_embedded_broker_lost_wakeups_finished_by_sweeper(
     try:
         _wait_states(sessions, ids, tmp_path)
     finally:
-        _stop(worker)
+        stop_process(worker)
         pacs.terminate()
         pacs.wait(10)
     assert len(list((tmp_path / "pacs").iterdir())) == 1
@@ -220,8 +198,8 @@ def test_worker_killed_mid_send_is_resent_by_another(
         _wait_states(sessions, [dicom_id], tmp_path, timeout=90)
     finally:
         if second is not None:
-            _stop(second)
-        _stop(worker)
+            stop_process(second)
+        stop_process(worker)
         server.shutdown()
     with sessions() as session:
         row = session.get(Delivery, dicom_id)
