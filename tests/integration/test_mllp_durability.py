@@ -40,7 +40,7 @@ def test_ack_follows_the_commit_of_its_row(
     def on_execute(state: ORMExecuteState) -> None:  # the raw rows' INSERT (one per batch)
         if state.is_insert and state.bind_mapper is not None and (
                 state.bind_mapper.class_ is Hl7Message):
-            params = state.parameters
+            params: Any = state.parameters
             rows = params if isinstance(params, list) else [params or {}]
             state.session.info.setdefault("controls", set()).update(
                 r["control_id"] for r in rows)

@@ -130,8 +130,8 @@ def test_samples_are_applied(
 
 
 def _adt(event: str, new_id: str, old_id: str, control: str) -> bytes:
-    sample = (HL7_DATA / "adt_a47_change_patient_id.hl7").read_bytes()
-    return (sample.replace(b"ADT^A47^ADT_A30|1002123", f"ADT^{event}|{control}".encode())
+    sample: bytes = (HL7_DATA / "adt_a47_change_patient_id.hl7").read_bytes()
+    return bytes(sample.replace(b"ADT^A47^ADT_A30|1002123", f"ADT^{event}|{control}".encode())
             .replace(b"NEW_PID_1", new_id.encode()).replace(b"OLD_PID_1", old_id.encode()))
 
 
