@@ -203,6 +203,7 @@ def run_demo(root: Path, echo: Echo, *, timeout_s: float = 600) -> int:
             procs.append(_spawn(config, ["serve"], root / "serve.log"))
             procs.append(_spawn(config, ["worker", "--pool", "solo"], root / "worker.log"))
             _wait_port(settings.dicom.port, procs[0], root / "serve.log", 60)
+            _wait_port(settings.hl7.port, procs[0], root / "serve.log", 60)  # starts after
         with stages.stage("HL7 order and labs over MLLP"):
             if not _send_hl7(root, settings.hl7.port, current.accession, current.patient_id,
                              echo):
