@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Hl7Message
-from radraft.core.errors import PermanentDeliveryError
+from radraft.core.errors import PermanentDeliveryError, TransientDeliveryError
 from radraft.core.settings import Hl7Settings
 from radraft.ehr.mllp import send_mllp
 from radraft.ehr.samples import demo_messages
@@ -163,3 +163,19 @@ def test_tls(sessions: sessionmaker[Session], certificate: tuple[Path, Path]) ->
                          tls=client).code == "AA"
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Hl7Message)) == 3
+
+
+def test_tls_client_certificates(sessions: sessionmaker[Session],
+                                 certificate: tuple[Path, Path]) -> None:
+    """hl7.tls_ca set: a sender without a certificate signed by it is refused (TLS), one with
+    it is served."""
+    cert, key = certificate
+    settings = Hl7Settings(host="127.0.0.1", port=free_port(), tls_cert=cert, tls_key=key,
+                           tls_ca=cert)
+    with running_listener(sessions, settings) as port:
+        anonymous = ssl.create_default_context(cafile=str(cert))
+        with pytest.raises(TransientDeliveryError):
+            send_mllp("127.0.0.1", port, ORDER, timeout_s=10, tls=anonymous)
+        known = ssl.create_default_context(cafile=str(cert))
+        known.load_cert_chain(cert, key)
+        assert send_mllp("127.0.0.1", port, ORDER, timeout_s=10, tls=known).code == "AA"
