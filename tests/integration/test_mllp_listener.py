@@ -213,3 +213,19 @@ def test_order_lab_and_context(
         session.commit()
         other = clinical_context(session, "1.2.3.5", profile=ProfileSettings(), now=NOW)
         assert other.as_text(2000) == "" and other.flag
+
+
+def test_lenient_where_hl7apy_refuses(
+    listener: tuple[int, list[OrderChange]], sessions: sessionmaker[Session],
+) -> None:
+    """hl7apy refuses a real ADT^A01 for its CON segment (undefined in v2.4); radraft applies it."""
+    from hl7apy.exceptions import InvalidName
+    from hl7apy.parser import parse_message
+
+    raw = (HL7_DATA / "adt_a01_rol_con_crlf.hl7").read_bytes()
+    with pytest.raises(InvalidName, match="CON"):
+        parse_message(raw.decode().replace("\r\n", "\r"), find_groups=False)
+    port, _ = listener
+    assert str(ack_of(hl7_send(port, raw)).segment("MSA")[1]) == "AA"
+    with sessions() as session:
+        assert session.scalars(select(Visit)).all()  # applied: patient and visit
