@@ -518,10 +518,20 @@ def test_thirty_studies_drafted_once_across_hosts_despite_a_killed_worker_and_mo
         workers["w1"].wait(timeout=30)
         # Then SIGKILL model1 while it answers a chat request: that draft's call fails.
         wait("10 drafts", lambda: len(_drafts(site.sessions)) >= 10, 240)
-        wait("a chat request in flight on model1", lambda: _chat_in_flight(lab, model1), 120)
+        model1_pid = models["model1"].pid
+
+        def frozen_mid_request() -> bool:
+            # Frozen first, so the answer cannot go out between the look and the kill.
+            os.killpg(model1_pid, signal.SIGSTOP)
+            if _chat_in_flight(lab, model1):
+                return True
+            os.killpg(model1_pid, signal.SIGCONT)
+            return False
+
+        wait("a chat request in flight on model1", frozen_mid_request, 120)
         model2_log = tmp_path / "model2.log"
         offset = model2_log.stat().st_size
-        os.killpg(models["model1"].pid, signal.SIGKILL)
+        os.killpg(model1_pid, signal.SIGKILL)
         models["model1"].wait(timeout=30)
         drafted_before_stop = len(_drafts(site.sessions))
         stopped_at = time.monotonic()
