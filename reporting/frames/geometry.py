@@ -82,11 +82,12 @@ def _floats(value: Any, count: int, what: str, source: str) -> tuple[float, ...]
 
 def slices_of(inst: Instance) -> list[Slice]:
     """One Slice per frame, reading enhanced functional groups where present."""
-    ds = inst.header
     out = []
-    enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
+    enhanced = inst.has("PerFrameFunctionalGroupsSequence") or inst.has(
+        "SharedFunctionalGroupsSequence")
     for index in range(inst.frame_count):
         if enhanced:
+            ds = inst.header
             ipp = _functional(ds, index, "PlanePositionSequence", "ImagePositionPatient")
             iop = _functional(ds, index, "PlaneOrientationSequence", "ImageOrientationPatient")
             slope = _functional(ds, index, "PixelValueTransformationSequence", "RescaleSlope")
@@ -95,8 +96,8 @@ def slices_of(inst: Instance) -> list[Slice]:
         else:
             ipp = iop = slope = intercept = None
         if ipp is None:
-            ipp = (ds.get("ImagePositionPatient") if inst.values is None
-                   else inst.values.numbers(ds, "ImagePositionPatient"))
+            ipp = (inst.header.get("ImagePositionPatient") if inst.values is None
+                   else inst.values.numbers(inst, "ImagePositionPatient"))
         iop = iop if iop is not None else inst.get("ImageOrientationPatient")
         slope = slope if slope is not None else inst.get("RescaleSlope", 1)
         intercept = intercept if intercept is not None else inst.get("RescaleIntercept", 0)

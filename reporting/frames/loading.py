@@ -27,7 +27,8 @@ from pydicom.uid import (
 )
 
 from radraft.core.errors import FrameError
-from radraft.reporting.frames.headers import HeaderValues
+from radraft.reporting.frames.fastscan import RawHeader, read_raw_header
+from radraft.reporting.frames.headers import HeaderValues, tag_of
 
 PIXEL_DATA = 0x7FE00010
 _NATIVE_LE = {ImplicitVRLittleEndian, ExplicitVRLittleEndian}
@@ -39,21 +40,36 @@ class Instance:
     """One DICOM object: its header (no pixels) and where its pixels are."""
 
     source: str  # file path, or "<dataset N>" for in-memory input
-    header: Dataset
+    _header: Dataset | None  # None: parsed from `path` when first asked for
     path: Path | None
     transfer_syntax: UID
     pixel_offset: int | None  # file offset of native pixel data; None: decode via pydicom
     pixel_length: int
     values: HeaderValues | None = None  # the scan's memo of converted header values
+    raw: RawHeader | None = None  # top-level raw elements (fastscan), when read that way
     # Image attributes read on every slice of every frame, converted once per instance.
     _image: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
                                    compare=False)
+
+    @property
+    def header(self) -> Dataset:
+        """The pydicom header (Pixel Data deferred), parsed on first use for fast scans."""
+        if self._header is None:
+            assert self.path is not None
+            self._header = _read_dataset(self.path)
+        return self._header
 
     def get(self, keyword: str, default: Any = None) -> Any:
         """`header.get`, through the scan's memo when there is one."""
         if self.values is None:
             return self.header.get(keyword, default)
-        return self.values.get(self.header, keyword, default)
+        return self.values.get(self, keyword, default)
+
+    def has(self, keyword: str) -> bool:
+        """Whether the (top-level) element is present."""
+        if self.raw is not None:
+            return tag_of(keyword) in self.raw.elements
+        return keyword in self.header
 
     def _int(self, keyword: str, default: int) -> int:
         try:
@@ -64,6 +80,8 @@ class Instance:
 
     @property
     def sop_uid(self) -> str:
+        if self.values is not None:
+            return self.values.uid(self, "SOPInstanceUID")
         return str(self.header.get("SOPInstanceUID", ""))
 
     @property
@@ -117,8 +135,23 @@ def _transfer_syntax(ds: Dataset) -> UID:
     return UID("1.2.840.10008.1.2.2")
 
 
+def _read_dataset(path: Path) -> Dataset:
+    try:
+        return pydicom.dcmread(path, defer_size=256)
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
+        raise FrameError(f"{path}: unreadable DICOM header: {exc}") from exc
+
+
 def read_header(path: Path, values: HeaderValues | None = None) -> Instance | None:
-    """Parse one file's header; None when the file is not DICOM at all."""
+    """Parse one file's header; None when the file is not DICOM at all.
+
+    Native little-endian files are read by `fastscan` (top-level raw elements; the pydicom
+    header is parsed only when asked for); every other file by pydicom at once.
+    """
+    raw = read_raw_header(path)
+    if raw is not None:
+        return Instance(str(path), None, path, UID(raw.transfer_syntax), raw.pixel_offset,
+                        raw.pixel_length, values, raw)
     try:
         ds = pydicom.dcmread(path, defer_size=256)
     except InvalidDicomError:

@@ -58,6 +58,10 @@ _EXCLUSION_KEYS = ("Modality", "Manufacturer", "SeriesDescription", "ImageType",
                    "BurnedInAnnotation")
 
 
+def _exclusion(inst: Instance, has_pixels: bool) -> str | None:
+    return exclusion_reason(inst.header, has_pixels)
+
+
 def _uid(inst: Instance, key: str) -> str:
     return str(inst.get(key, "") or "").strip().strip("\x00").strip()
 
@@ -83,11 +87,11 @@ def scan_study(
     by_series: dict[tuple[str, str], list[Instance]] = defaultdict(list)
     dropped: dict[tuple[str, str, str], list[Instance]] = defaultdict(list)
     for inst in instances:
-        ds = inst.header
         key = (_uid(inst, "StudyInstanceUID"), _uid(inst, "SeriesInstanceUID"))
         has_pixels = inst.has_pixels
-        reason = values.derived(ds, _EXCLUSION_KEYS, has_pixels,
-                                partial(exclusion_reason, ds, has_pixels))
+        # The header is parsed (fast scans) only for the first instance of each decision.
+        reason = values.derived(inst, _EXCLUSION_KEYS, has_pixels,
+                                partial(_exclusion, inst, has_pixels))
         if reason is None:
             by_series[key].append(inst)
         else:
