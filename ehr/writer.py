@@ -80,10 +80,12 @@ class GroupWriter:
             thread.start()
 
     def stop(self) -> None:
-        """Finish what is queued, then stop both threads."""
+        """Finish what is queued (and the hooks it calls for), then stop both threads."""
         self._queue.put(None)
+        if self._threads:
+            self._threads[0].join(30)
         self._hooks.put(None)
-        for thread in self._threads:
+        for thread in self._threads[1:]:
             thread.join(30)
 
     def submit(self, raw: bytes, peer: str) -> concurrent.futures.Future[bytes]:
