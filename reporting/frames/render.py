@@ -89,12 +89,18 @@ def lut_applies(stored: npt.NDArray[Any]) -> bool:
 
 
 def accumulate(values: npt.NDArray[np.float32], stored: npt.NDArray[Any], scale: SliceScale,
-               index: int, combine: str) -> None:
-    """Add slice number `index` of a slab (its stored values) into `values` (real units)."""
-    real = stored.astype(np.float32) * np.float32(scale.slope) + np.float32(scale.intercept)
+               index: int, combine: str, scratch: npt.NDArray[np.float32]) -> None:
+    """Add slice number `index` of a slab (its stored values) into `values` (real units).
+
+    Real value = float32(stored) * float32(slope) + float32(intercept), computed in place
+    (`scratch` is a buffer of the same shape), so no temporaries are allocated.
+    """
+    real = values if index == 0 else scratch
+    np.multiply(stored, np.float32(scale.slope), out=real, dtype=np.float32)
+    np.add(real, np.float32(scale.intercept), out=real)
     if index == 0:
-        values[...] = real
-    elif combine == "mip":
+        return
+    if combine == "mip":
         np.maximum(values, real, out=values)
     else:
         values += real

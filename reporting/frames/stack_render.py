@@ -249,11 +249,12 @@ class StackRenderer:
                     mode="clip")  # every index is in range; "clip" avoids a buffered copy
             return lanes
         values = self._local.array("values", (info.rows, info.cols), np.dtype(np.float32))
+        scratch = self._local.array("real", (info.rows, info.cols), np.dtype(np.float32))
         for i, index in enumerate(slab):
             if i:
                 read_frame_into(slices[index].inst, slices[index].frame, stored)
             accumulate(values, stored, SliceScale(slices[index].slope, slices[index].intercept),
-                       i, self.recipe.combine)
+                       i, self.recipe.combine, scratch)
         finish(values, len(slab), self.recipe.combine)
         grey = lanes.view(np.uint8).reshape(info.rows, info.cols, dtype.itemsize)
         for lane, mapping in enumerate(mappings):
