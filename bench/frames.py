@@ -4,8 +4,9 @@
 
 One generated CT study (3 phases × 200 slices × 512², 16-bit: about 300 MB) becomes
 every slice × 3 windows (abdomen, lung, bone) at 448² — no budget cut — three ways:
-- radraft: `build_frame_sequence` (header-only parsing, pixels read straight into the
-  stack buffer, one-lookup rescale+window, area-averaging resize, threads);
+- radraft: `build_frame_sequence` (top-level header elements read with struct, pixels
+  read slice by slice into per-thread buffers, one table lookup windows all three
+  windows at once, Pillow's BOX resize computed exactly on the packed windows, threads);
 - naive: one `pydicom.dcmread` per file, sort by position along the normal, float
   windowing of three windows, PIL resize with the SAME filter (BOX: area averaging);
 - floor: `pydicom.dcmread` + `pixel_array` of every file and nothing else.
