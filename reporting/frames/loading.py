@@ -1,6 +1,8 @@
 """Header-only scanning of a study and pixel reads straight into caller buffers.
 
-Headers are parsed with Pixel Data deferred (its file offset kept); uncompressed little
+Native little-endian files are read by `fastscan` (top-level raw elements and the Pixel
+Data offset; the pydicom header is parsed only when something asks for it), every other
+file by pydicom with Pixel Data deferred (its file offset kept). Uncompressed little
 endian pixels are then read with one `readinto` into the caller's array. Compressed,
 big endian and deflated data go through pydicom's decoders, one frame at a time.
 """
