@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, stop_process
 from sqlalchemy.orm import Session, sessionmaker
-from test_worker_celery import _config, _outbox, _start_worker, _stop, _storescp, _wait_states
+from test_worker_celery import _config, _outbox, _start_worker, _storescp, _wait_states
 
 from radraft.core.settings import load_settings
 from radraft.worker.celery_app import make_celery
@@ -129,6 +129,6 @@ def test_broker_restart_while_idle(
             celery_enqueue(app)(WakeUp("delivery", row_id, 0))
         _wait_states(sessions, second, tmp_path, timeout=120)
     finally:
-        _stop(worker)
+        stop_process(worker)
         pacs.terminate()
         pacs.wait(10)
