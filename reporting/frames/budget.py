@@ -18,19 +18,48 @@ from collections.abc import Callable, Sequence
 TokenBudget = Callable[[int, int, int], int]
 
 
-def qwen_video_tokens(frames: int, height: int, width: int, *, patch: int = 14,
-                      merge: int = 2, temporal_patch: int = 2) -> int:
-    """Visual tokens Qwen2.5-VL spends on a video: ceil(T/2)·(H/28)·(W/28) after resize."""
-    unit = patch * merge
-    h = max(unit, round(height / unit) * unit)
-    w = max(unit, round(width / unit) * unit)
-    return math.ceil(frames / temporal_patch) * (h // unit) * (w // unit)
+# Qwen2.5-VL's video processor: 14-pixel patches merged 2×2, two frames per temporal patch,
+# and its default pixel range per frame.
+QWEN_FACTOR = 28
+QWEN_MIN_PIXELS = 128 * 28 * 28
+QWEN_MAX_PIXELS = 768 * 28 * 28
 
 
-def qwen_token_budget(max_tokens: int) -> TokenBudget:
-    """A TokenBudget for a Qwen-style backend whose video may spend `max_tokens` tokens."""
+def smart_resize(height: int, width: int, *, factor: int = QWEN_FACTOR,
+                 min_pixels: int = QWEN_MIN_PIXELS,
+                 max_pixels: int | None = QWEN_MAX_PIXELS) -> tuple[int, int]:
+    """The (height, width) Qwen's processor resizes a frame to: sides rounded to multiples
+    of `factor`, the area clamped to [min_pixels, max_pixels] (None: no upper bound)."""
+    if max(height, width) / min(height, width) > 200:
+        raise ValueError(f"aspect ratio of {height}x{width} is over 200")
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if max_pixels is not None and h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+def qwen_video_tokens(frames: int, height: int, width: int, *, min_pixels: int = 0,
+                      max_pixels: int | None = None) -> int:
+    """Visual tokens Qwen2.5-VL spends on a video: ceil(T/2)·(h/28)·(w/28) for the frame
+    size (h, w) after `smart_resize` (by default without the pixel range: H/28 rounded)."""
+    h, w = smart_resize(height, width, min_pixels=min_pixels, max_pixels=max_pixels)
+    return math.ceil(frames / 2) * (h // QWEN_FACTOR) * (w // QWEN_FACTOR)
+
+
+def qwen_token_budget(max_tokens: int, *, min_pixels: int = 0,
+                      max_pixels: int | None = None) -> TokenBudget:
+    """A TokenBudget for a Qwen-style backend whose video may spend `max_tokens` tokens
+    (pass the served processor's pixel range: the token cost follows its resize)."""
     def allowed(height: int, width: int, wanted: int) -> int:
-        per_pair = qwen_video_tokens(2, height, width)
+        per_pair = qwen_video_tokens(2, height, width, min_pixels=min_pixels,
+                                     max_pixels=max_pixels)
         return min(wanted, 2 * (max_tokens // per_pair))
     return allowed
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
+from radraft.reporting.frames.budget import smart_resize
 from radraft.reporting.model._base import (
     DraftResult,
     ModelBackend,
@@ -19,7 +20,7 @@ from radraft.reporting.model._base import (
     TransientModelError,
 )
 from radraft.reporting.model._output import MalformedAnswerError, parse_draft
-from radraft.reporting.model._qwen import smart_resize, video_grid
+from radraft.reporting.model._qwen import video_grid
 
 __all__ = [
     "DraftResult",

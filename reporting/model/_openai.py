@@ -16,7 +16,7 @@ import httpx
 
 from radraft.core.errors import ModelError, VideoTruncatedError
 from radraft.core.settings import ModelSettings
-from radraft.reporting.frames import TokenBudget
+from radraft.reporting.frames import TokenBudget, qwen_token_budget
 from radraft.reporting.model._base import Answer, RetryingBackend, TransientModelError
 from radraft.reporting.model._endpoints import EndpointPool
 from radraft.reporting.model._qwen import video_grid
@@ -79,12 +79,8 @@ class OpenAIBackend(RetryingBackend):
 
     def token_budget(self) -> TokenBudget:
         s = self._settings
-
-        def allowed(height: int, width: int, wanted: int) -> int:
-            per_pair = video_grid(2, height, width, min_pixels=s.video_min_pixels,
-                                  max_pixels=s.video_max_pixels).tokens
-            return min(wanted, 2 * (s.max_video_tokens // per_pair))
-        return allowed
+        return qwen_token_budget(s.max_video_tokens, min_pixels=s.video_min_pixels,
+                                 max_pixels=s.video_max_pixels)
 
     def expected_video_tokens(self, seq: FrameSequence) -> int:
         _, height, width, _ = seq.frames.shape

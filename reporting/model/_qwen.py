@@ -14,34 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from radraft.reporting.frames.budget import QWEN_MAX_PIXELS, QWEN_MIN_PIXELS, smart_resize
+
 PATCH = 14
 MERGE = 2
 TEMPORAL = 2
 FACTOR = PATCH * MERGE
-# Qwen2.5-VL's video processor defaults (pixels per frame).
-DEFAULT_MIN_PIXELS = 128 * 28 * 28
-DEFAULT_MAX_PIXELS = 768 * 28 * 28
+DEFAULT_MIN_PIXELS = QWEN_MIN_PIXELS
+DEFAULT_MAX_PIXELS = QWEN_MAX_PIXELS
 MEAN = (0.48145466, 0.4578275, 0.40821073)
 STD = (0.26862954, 0.26130258, 0.27577711)
-
-
-def smart_resize(height: int, width: int, *, factor: int = FACTOR,
-                 min_pixels: int = DEFAULT_MIN_PIXELS,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """The (height, width) Qwen's processor resizes a frame to."""
-    if max(height, width) / min(height, width) > 200:
-        raise ValueError(f"aspect ratio of {height}x{width} is over 200")
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return h_bar, w_bar
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from radraft.core.settings import ModelSettings
-from radraft.reporting.frames import TokenBudget
+from radraft.reporting.frames import TokenBudget, qwen_token_budget
 from radraft.reporting.model._base import Answer, RetryingBackend
 from radraft.reporting.model._inprocess import InProcessModel
-from radraft.reporting.model._qwen import video_grid
 from radraft.reporting.prompts import Prompt
 from radraft.reporting.sequence import FrameSequence
 
@@ -25,13 +24,9 @@ class TransformersBackend(RetryingBackend):
         self.model_version = str(getattr(self.model.config, "_name_or_path", "") or model_dir)
 
     def token_budget(self) -> TokenBudget:
-        model, max_tokens = self.model, self._settings.max_video_tokens
-
-        def allowed(height: int, width: int, wanted: int) -> int:
-            per_pair = video_grid(2, height, width, min_pixels=model.min_pixels,
-                                  max_pixels=model.max_pixels).tokens
-            return min(wanted, 2 * (max_tokens // per_pair))
-        return allowed
+        return qwen_token_budget(self._settings.max_video_tokens,
+                                 min_pixels=self.model.min_pixels,
+                                 max_pixels=self.model.max_pixels)
 
     def _call(self, seq: FrameSequence, prompt: Prompt) -> Answer:
         generation = self.model.generate(prompt.system, prompt.text, seq.frames, prompt.schema,
