@@ -7,8 +7,9 @@ import os
 import signal
 import socket
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,19 @@ def stop_process(proc: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
+
+
+def wait_for(what: str, check: Callable[[], bool], logs: Path, *, timeout: float = 180,
+             interval: float = 0.5) -> None:
+    """Poll `check` until it holds; fail with `what` and the tail of every log in `logs`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
+                      for p in sorted(logs.glob("*.log")))
+    raise AssertionError(f"{what}: not within {timeout} s\n{tails}")
 
 
 @pytest.fixture

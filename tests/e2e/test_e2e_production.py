@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hl7
 import pytest
 import yaml
-from conftest import free_port, stop_process
+from conftest import free_port, stop_process, wait_for
 from mllp_peer import MllpPeer
 from orthanc import Modality, OrthancServer
 from sqlalchemy import select
@@ -55,16 +53,6 @@ def _spawn(config: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
                             start_new_session=True)
 
 
-
-def _wait(what: str, check: Callable[[], bool], tmp: Path, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
-                     for p in sorted(tmp.glob("*.log")))
-    raise AssertionError(f"{what}: not within {timeout} s\n{logs}")
 
 
 def _listening(port: int) -> bool:
@@ -162,8 +150,8 @@ def test_production_chain_with_vllm_orthanc_ris_and_ed(
         serve = _spawn(config, ["serve"], tmp_path / "serve.log")
         worker = _spawn(config, ["worker", "--concurrency", "1"], tmp_path / "worker.log")
         try:
-            _wait("serve listening", lambda: _listening(ports["dicom"])
-                  and _listening(ports["hl7"]), tmp_path, 60)
+            wait_for("serve listening", lambda: _listening(ports["dicom"])
+                     and _listening(ports["hl7"]), tmp_path, timeout=60)
             for message in demo_messages(accession=ACCESSION, patient_id=PATIENT):
                 send_mllp("127.0.0.1", ports["hl7"], message, timeout_s=20)
             _storescu(current_dir, ports["dicom"])
@@ -172,8 +160,8 @@ def test_production_chain_with_vllm_orthanc_ris_and_ed(
                 kinds = sorted(o["modality"] for o in _outputs_in_orthanc(pacs, current.study_uid))
                 return kinds == ["KO", "SR", "SR"] and len(_results(ris)) == 1 \
                     and len(_results(ed)) == 1
-            _wait("SR, TID 1500 and KOS in Orthanc, ORU at the RIS, alert at the ED",
-                  first_outputs, tmp_path)
+            wait_for("SR, TID 1500 and KOS in Orthanc, ORU at the RIS, alert at the ED",
+                     first_outputs, tmp_path, timeout=240)
             first = {o["series"]: o for o in _outputs_in_orthanc(pacs, current.study_uid)}
             assert set(first) == {9901, 9902, 9903}
             assert first[9901]["sop_class"] == "1.2.840.10008.5.1.4.1.1.88.22"  # Enhanced SR
@@ -199,10 +187,10 @@ def test_production_chain_with_vllm_orthanc_ris_and_ed(
                                 study_uid=current.study_uid, patient_id=PATIENT,
                                 accession=ACCESSION, study_date="20261120")
             _storescu(extra_dir, ports["dicom"])
-            _wait("the re-draft's SR in Orthanc and a second ORU",
-                  lambda: len([o for o in _outputs_in_orthanc(pacs, current.study_uid)
-                               if o["series"] == 9901]) == 2 and len(_results(ris)) == 2,
-                  tmp_path)
+            wait_for("the re-draft's SR in Orthanc and a second ORU",
+                     lambda: len([o for o in _outputs_in_orthanc(pacs, current.study_uid)
+                                  if o["series"] == 9901]) == 2 and len(_results(ris)) == 2,
+                     tmp_path, timeout=240)
         finally:
             stop_process(worker)
             stop_process(serve)

@@ -10,14 +10,13 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
-from conftest import free_port
+from conftest import free_port, wait_for
 from mllp_peer import MllpPeer
 from pydicom import dcmread
 from sqlalchemy import select
@@ -85,16 +84,6 @@ def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
                             start_new_session=True)
 
 
-def _wait(what: str, check: Callable[[], bool], tmp: Path, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    logs = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
-                     for p in sorted(tmp.glob("*.log")))
-    raise AssertionError(f"{what}: not within {timeout} s\n{logs}")
-
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_worker_killed_mid_draft_drafts_once_and_delivers_once(
@@ -139,7 +128,8 @@ def test_worker_killed_mid_draft_drafts_once_and_delivers_once(
         enqueue = celery_enqueue(make_celery(settings))
         for wake in wakeups:
             enqueue(wake)
-        _wait("the first worker inside the model call", lambda: proxy.chats >= 1, tmp_path)
+        wait_for("the first worker inside the model call", lambda: proxy.chats >= 1, tmp_path,
+                 interval=0.2)
         time.sleep(1)
         with sessions() as session:
             job = session.scalars(select(Job)).one()
@@ -152,7 +142,8 @@ def test_worker_killed_mid_draft_drafts_once_and_delivers_once(
             with sessions() as session:
                 states = list(session.scalars(select(Delivery.state)))
             return bool(states) and set(states) == {"delivered"}
-        _wait("the job drafted again and delivered", delivered, tmp_path, timeout=240)
+        wait_for("the job drafted again and delivered", delivered, tmp_path, timeout=240,
+                 interval=0.2)
         time.sleep(3)  # a duplicate send would arrive now
     finally:
         for proc in (second, first):
