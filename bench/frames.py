@@ -50,7 +50,7 @@ def _study(slices: int, size: int) -> Path:
 
 
 def run_radraft(study: Path, frame_size: int) -> np.ndarray:
-    from radraft.core.settings import FrameRecipe
+    from radraft.core.recipe import FrameRecipe
     from radraft.reporting.frames import build_frame_sequence
 
     recipe = FrameRecipe(windows=list(WINDOWS), frame_size=frame_size, max_frames=1_000_000)
@@ -101,7 +101,7 @@ def run_floor(study: Path, frame_size: int) -> np.ndarray:
 VARIANTS = {"radraft": run_radraft, "naive": run_naive, "floor": run_floor}
 # What each variant imports, loaded before its clock starts (in-process = the work).
 IMPORTS = {
-    "radraft": ("radraft.core.settings", "radraft.reporting.frames"),
+    "radraft": ("radraft.core.recipe", "radraft.reporting.frames"),
     "naive": ("pydicom", "PIL.Image", "radraft.reporting.frames.windows"),
     "floor": ("pydicom", "pydicom.pixels"),
 }

@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radraft.core.errors import ConfigError
+from radraft.core.recipe import FrameRecipe as FrameRecipe  # re-exported
 from radraft.core.yaml_lines import LineMap, load_yaml_with_lines
 
 CONFIG_ENV = "RADRAFT_CONFIG"
@@ -121,18 +122,6 @@ class ModelSettings(_Strict):
     video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
     # An endpoint that failed is left out for this long before it is tried again.
     endpoint_cooldown_s: float = Field(30.0, ge=0)
-
-
-class FrameRecipe(_Strict):
-    """How a profile turns a study into frames (see reporting.frames)."""
-
-    windows: list[str] = Field(default_factory=lambda: ["abdomen"])
-    pack_windows: bool = False
-    frame_size: int = Field(448, ge=28, le=2048)
-    max_frames: int = Field(256, ge=2)
-    prior_share: float = Field(0.25, ge=0, le=0.9)
-    series_include: list[str] = Field(default_factory=list)
-    combine: Literal["sample", "average", "mip"] = "average"
 
 
 class ProfileSettings(_Strict):
@@ -319,7 +308,9 @@ def _describe(exc: ValidationError, lines: LineMap) -> str:
         key = ".".join(str(p) for p in loc if not str(p).startswith("function-"))
         env = "RADRAFT_" + "__".join(str(p).upper() for p in loc)
         where = env if env in os.environ else lines.where(loc)
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        # Dataclass fields (FrameRecipe) report unknown keys as unexpected arguments.
+        unknown = err["type"] in ("extra_forbidden", "unexpected_keyword_argument")
+        message = "unknown key" if unknown else err["msg"]
         problems.append(f"{where}: {key}: {message}")
     return "invalid configuration:\n  " + "\n  ".join(problems)
 

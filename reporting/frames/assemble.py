@@ -12,7 +12,7 @@ from typing import Any
 from pydicom.dataset import Dataset
 
 from radraft.core.errors import FrameError
-from radraft.core.settings import FrameRecipe
+from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
 from radraft.reporting.frames.output import FrameBuffer
 from radraft.reporting.frames.stack_render import (

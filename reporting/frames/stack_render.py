@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radraft.core.settings import FrameRecipe
+from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.box import LaneResizer
 from radraft.reporting.frames.classify import Label, ct_phase_from_image
 from radraft.reporting.frames.geometry import Slice

@@ -76,3 +76,21 @@ def test_yaml_syntax_error_names_line(tmp_path: Path) -> None:
     path = write(tmp_path, "dicom:\n  port: [1,\n")
     with pytest.raises(ConfigError, match=r"radraft.yaml:\d+: YAML syntax error"):
         load_settings(path)
+
+
+def test_frame_recipe_errors_name_key_and_line(tmp_path: Path) -> None:
+    # FrameRecipe is a plain dataclass (frame assembly imports no pydantic); settings
+    # still refuse its unknown keys and out-of-range values, naming key and line.
+    path = write(tmp_path, "profiles:\n  x:\n    frames:\n      frame_size: 10\n      sizes: 1\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert f"{path}:5: profiles.x.frames.sizes: unknown key" in str(err.value)
+    path = write(tmp_path, "profiles:\n  x:\n    frames:\n      frame_size: 10\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert f"{path}:3: profiles.x.frames:" in str(err.value)
+    assert "frame_size must be between 28 and 2048" in str(err.value)
+    path = write(tmp_path, "profiles:\n  x:\n    frames:\n      frame_size: '64'\n")
+    frames = load_settings(path).profiles["x"].frames
+    assert frames.frame_size == 64
+    assert load_settings(path).masked()["profiles"]["x"]["frames"]["frame_size"] == 64
