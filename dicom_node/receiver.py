@@ -25,6 +25,7 @@ from radraft.core.db import make_engine, make_sessionmaker
 from radraft.core.settings import Settings
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.errors import NodeStartError
+from radraft.dicom_node.fast_transport import FastRequestHandler
 from radraft.dicom_node.scp import StoreHandler, handle_echo
 from radraft.dicom_node.storage import InstanceStore
 
@@ -101,6 +102,7 @@ class Receiver:
         server = ae.make_server(
             (self.settings.dicom.host, self.settings.dicom.port), ae_title=ae.ae_title,
             evt_handlers=handlers, server_class=ReusePortServer,
+            request_handler=FastRequestHandler,
         )
         assert isinstance(server, ReusePortServer)
         # As AE.start_server does: the server's shutdown() unregisters itself from the AE.
