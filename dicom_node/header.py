@@ -6,20 +6,18 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from pydicom import dcmread
-from pydicom.dataset import Dataset
 
+from radraft.core.dicom_scan import read_raw_header
 from radraft.dicom_node.errors import CannotUnderstand, IdentityMismatch
-
-# Only these tags are read (pydicom stops decoding the rest): cheap on 500 KB images.
-_TAGS = [
-    "SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "Modality",
-    "PatientID", "IssuerOfPatientID", "AccessionNumber", "StudyDate", "StudyDescription",
-    "BodyPartExamined", "InstitutionName", "PatientAge", "PatientBirthDate", "PatientSex",
-    "SeriesNumber", "SeriesDescription", "InstanceNumber", "Manufacturer",
-]
+from radraft.dicom_node.header_fields import (
+    STOP_TAG,
+    TAGS,
+    DatasetFields,
+    HeaderFields,
+    RawFields,
+)
 
 # SOP classes that are documents or annotations, not images (they never move the version).
 _NON_IMAGE_PREFIXES = (
@@ -75,29 +73,11 @@ class InstanceHeader:
         )
 
 
-def _text(ds: Dataset, keyword: str, limit: int = 64) -> str:
-    value = ds.get(keyword)
-    if value is None or value == "":
-        return ""
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
-        value = "\\".join(str(v) for v in value)
-    return str(value).strip().strip("\x00").strip()[:limit]
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None  # IS values in the wild carry junk; the index lives without them
-
-
-def _age_years(ds: Dataset) -> int | None:
-    match = _AGE.match(_text(ds, "PatientAge"))
+def _age_years(age: str, birth: str, study: str) -> int | None:
+    match = _AGE.match(age)
     if match:
         number, unit = int(match.group(1)), match.group(2)
         return number if unit == "Y" else 0
-    birth, study = _text(ds, "PatientBirthDate"), _text(ds, "StudyDate")
     try:
         born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
         seen = date(int(study[:4]), int(study[4:6]), int(study[6:8]))
@@ -114,8 +94,7 @@ def read_header(path: Path, *, affected_class: str, affected_instance: str) -> I
     when a UID is missing or differs from the C-STORE command's Affected UIDs.
     """
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS, force=True)
-        header = _header_of(ds)
+        header = _header_of(_fields_of(path))
     except Exception as exc:
         # Untrusted bytes: pydicom (and zlib for deflate) raise errors of many types on
         # malformed input; every one of them means "cannot understand" (0xC000).
@@ -135,37 +114,46 @@ def read_header(path: Path, *, affected_class: str, affected_instance: str) -> I
     return header
 
 
-def _header_of(ds: Dataset) -> InstanceHeader:
-    meta: Any = getattr(ds, "file_meta", None)
-    transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
+def _fields_of(path: Path) -> HeaderFields:
+    """The fast raw scan when it can read the file, pydicom otherwise (same values)."""
+    raw = read_raw_header(path, stop_at=STOP_TAG)
+    if raw is not None:
+        return RawFields(raw)
+    ds = dcmread(path, stop_before_pixels=True, specific_tags=TAGS, force=True)
+    return DatasetFields(ds)
+
+
+def _header_of(fields: HeaderFields) -> InstanceHeader:
+    text = fields.text
     return InstanceHeader(
-        sop_class_uid=_text(ds, "SOPClassUID"),
-        sop_uid=_text(ds, "SOPInstanceUID"),
-        study_uid=_text(ds, "StudyInstanceUID"),
-        series_uid=_text(ds, "SeriesInstanceUID"),
-        transfer_syntax=transfer_syntax,
-        modality=_text(ds, "Modality", 16),
-        patient_id=_text(ds, "PatientID"),
-        issuer_of_patient_id=_text(ds, "IssuerOfPatientID"),
-        accession=_text(ds, "AccessionNumber"),
-        study_date=_text(ds, "StudyDate", 8),
-        study_description=_text(ds, "StudyDescription", 128),
-        body_part=_text(ds, "BodyPartExamined"),
-        institution=_text(ds, "InstitutionName", 128),
-        patient_age_years=_age_years(ds),
-        patient_sex=_text(ds, "PatientSex", 16),
-        series_number=_int(ds, "SeriesNumber"),
-        series_description=_text(ds, "SeriesDescription", 128),
-        instance_number=_int(ds, "InstanceNumber"),
-        manufacturer=_text(ds, "Manufacturer"),
+        sop_class_uid=text("SOPClassUID"),
+        sop_uid=text("SOPInstanceUID"),
+        study_uid=text("StudyInstanceUID"),
+        series_uid=text("SeriesInstanceUID"),
+        transfer_syntax=fields.transfer_syntax,
+        modality=text("Modality", 16),
+        patient_id=text("PatientID"),
+        issuer_of_patient_id=text("IssuerOfPatientID"),
+        accession=text("AccessionNumber"),
+        study_date=text("StudyDate", 8),
+        study_description=text("StudyDescription", 128),
+        body_part=text("BodyPartExamined"),
+        institution=text("InstitutionName", 128),
+        patient_age_years=_age_years(
+            text("PatientAge"), text("PatientBirthDate"), text("StudyDate")
+        ),
+        patient_sex=text("PatientSex", 16),
+        series_number=fields.integer("SeriesNumber"),
+        series_description=text("SeriesDescription", 128),
+        instance_number=fields.integer("InstanceNumber"),
+        manufacturer=text("Manufacturer"),
     )
 
 
 def read_stored_header(path: Path) -> InstanceHeader:
     """Header of a file already in the store (index repair): its own UIDs are the identity."""
     try:
-        ds = dcmread(path, stop_before_pixels=True, specific_tags=_TAGS, force=True)
-        header = _header_of(ds)
+        header = _header_of(_fields_of(path))
     except Exception as exc:  # any parse failure of a stored file: see read_header
         raise CannotUnderstand(f"{path}: cannot parse: {type(exc).__name__}: {exc}") from exc
     if not (header.sop_uid and header.study_uid and header.series_uid):
