@@ -47,16 +47,19 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: UtcDateTime}  # noqa: RUF012 (SQLAlchemy reads it)
 
 
-def _now_query(dialect: str) -> Select[Any]:
-    if dialect == "postgresql":
-        return select(func.clock_timestamp())
+# Built once: building the select per call cost more than running it.
+_NOW_QUERIES: dict[str, Select[Any]] = {
+    "postgresql": select(func.clock_timestamp()),
     # SQLite: CURRENT_TIMESTAMP has whole seconds only; strftime %f gives milliseconds.
-    return select(func.strftime("%Y-%m-%d %H:%M:%f", "now"))
+    "sqlite": select(func.strftime("%Y-%m-%d %H:%M:%f", "now")),
+}
 
 
 def db_now(session: Session) -> datetime:
     """The database's clock, in UTC: the one clock for stability timers and back-offs."""
-    value = session.execute(_now_query(session.get_bind().dialect.name)).scalar_one()
+    # Core on the session's connection: the ORM execute path cost 0.3 ms per call.
+    connection = session.connection()
+    value = connection.execute(_NOW_QUERIES[connection.dialect.name]).scalar_one()
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return _aware(value)
