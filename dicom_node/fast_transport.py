@@ -13,8 +13,11 @@ This module removes them without copying pynetdicom's state machine:
 - `WakingQueue` (the DUL's outgoing queue) wakes that select when a response is queued;
 - `PatientQueue` (the DIMSE message queue) lets the association thread's non-blocking
   look wait `WAIT_S` for the message being received, so it runs the handler the moment
-  the last fragment arrives;
-- `FastSocket.recv` reads a PDU into one buffer with recv_into.
+  the last fragment arrives, and starts the received file's fsync as it is queued;
+- `FastSocket.recv` reads a PDU into one buffer with recv_into;
+- `ReactorClock` stands in for the `time` module of `pynetdicom.association`: its reactor
+  sleeps 1 ms before every look at the DIMSE queue, which for an accelerated association
+  (whose PatientQueue does the waiting) is skipped; every other sleep is a real one.
 `accelerate()` applies them to one association before its threads start.
 """
 
@@ -24,10 +27,16 @@ import contextlib
 import os
 import queue
 import select
+import threading
+import time
 import weakref
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+import pynetdicom.association
 from pynetdicom.transport import AssociationSocket, RequestHandler
+
+from radraft.dicom_node.early_sync import EarlySync
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -51,7 +60,20 @@ class WakingQueue(queue.Queue[Any]):
 
 
 class PatientQueue(queue.Queue[Any]):
-    """The DIMSE message queue: a non-blocking get() waits up to WAIT_S for a message."""
+    """The DIMSE message queue: a non-blocking get() waits up to WAIT_S for a message.
+
+    A complete C-STORE received to a file starts its fsync here (see `EarlySync`).
+    """
+
+    def __init__(self, early_sync: EarlySync) -> None:
+        super().__init__()
+        self._early_sync = early_sync
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        dataset_path = getattr(item[1], "_dataset_path", None)
+        if dataset_path is not None:
+            self._early_sync.start(dataset_path)
+        super().put(item, block, timeout)
 
     def get(self, block: bool = True, timeout: float | None = None) -> Any:
         if not block:
@@ -96,7 +118,33 @@ class FastSocket(AssociationSocket):
         return buffer
 
 
-def accelerate(assoc: Association) -> None:
+_REACTOR_SLEEP_S = 0.001  # pynetdicom 3.0.4, Association._run_reactor
+
+
+class ReactorClock:
+    """`time` for pynetdicom.association: no reactor sleep on accelerated associations."""
+
+    def __init__(self, real: ModuleType) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def sleep(self, seconds: float) -> None:
+        if seconds == _REACTOR_SLEEP_S and getattr(threading.current_thread(), "_accelerated",
+                                                   False):
+            return  # PatientQueue.get waits for the message instead
+        self._real.sleep(seconds)
+
+
+def install_reactor_clock() -> None:
+    """Once per process; associations not accelerated keep every sleep."""
+    module: Any = pynetdicom.association
+    if not isinstance(module.time, ReactorClock):
+        module.time = ReactorClock(time)
+
+
+def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     """Switch one not-yet-started acceptor association to the event-driven waits."""
     dul, dimse = assoc.dul, assoc.dimse
     sock = dul.socket
@@ -108,13 +156,18 @@ def accelerate(assoc: Association) -> None:
     sock._wake_fd = wake_fd
     dul.to_provider_queue = WakingQueue(wake_fd)
     dul._run_loop_delay = 0  # FastSocket.ready does the waiting
-    dimse.msg_queue = PatientQueue()
+    dimse.msg_queue = PatientQueue(early_sync)
+    install_reactor_clock()
+    assoc._accelerated = True  # type: ignore[attr-defined]  # read by ReactorClock.sleep
 
 
 class FastRequestHandler(RequestHandler):
-    """pynetdicom's request handler, creating associations with the event-driven waits."""
+    """pynetdicom's request handler, creating associations with the event-driven waits.
+
+    Its server carries the receiver's `early_sync` (see `receiver.ReusePortServer`).
+    """
 
     def _create_association(self) -> Association:
         assoc = super()._create_association()
-        accelerate(assoc)
+        accelerate(assoc, self.server.early_sync)  # type: ignore[attr-defined]
         return assoc

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydicom.dataset import Dataset
 from pynetdicom import events as evt
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from radraft.dicom_node.assoc_log import AssociationLog
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.errors import (
     STATUS_PROCESSING_FAILURE,
@@ -21,7 +22,7 @@ from radraft.dicom_node.errors import (
 )
 from radraft.dicom_node.header import InstanceHeader, read_header
 from radraft.dicom_node.index import IndexCache, IndexResult, begin_write, index_instance
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.storage import InstanceStore, fsync_file
 
 log = logging.getLogger(__name__)
 
@@ -30,21 +31,29 @@ class StoreHandler:
     """Stores one C-STORE request durably; bound to EVT_C_STORE (chunked-to-disk mode).
 
     Order, every time: header check -> fsync file -> rename -> fsync dir -> commit the
-    index row -> return 0x0000 (pynetdicom sends the response after we return).
+    index row -> return 0x0000 (pynetdicom sends the response after we return). The
+    file's fsync was started when its last fragment arrived (`EarlySync`).
     """
 
     def __init__(
         self, store: InstanceStore, sessions: sessionmaker[Session], disk: DiskGuard,
-        *, uid_root: str,
+        *, uid_root: str, synced: Callable[[Path], None] = fsync_file,
     ) -> None:
         self.store = store
         self.sessions = sessions
         self.disk = disk
         self.uid_root = uid_root
+        self.synced = synced  # makes the received file durable (EarlySync.wait in the node)
+        self.assoc_log = AssociationLog()
         self.cache = IndexCache()
 
-    def __call__(self, event: evt.Event) -> int | Dataset:
+    def __call__(self, event: evt.Event) -> int:
         """Status for one request; no exception may leave (it would end the association)."""
+        status = self._status(event)
+        self.assoc_log.tally(event.assoc, status)
+        return status
+
+    def _status(self, event: evt.Event) -> int:
         request: Any = event.request
         sop_uid = str(request.AffectedSOPInstanceUID or "")
         calling = str(event.assoc.requestor.ae_title).strip()
@@ -84,7 +93,7 @@ class StoreHandler:
             affected_instance=str(request.AffectedSOPInstanceUID or ""),
         )
         dest = self.store.path_for(header.study_uid, header.series_uid, header.sop_uid)
-        self.store.place(received, dest)
+        self.store.place(received, dest, synced=self.synced)
         try:
             self._index(header, dest, size, calling_aet)
         except IntegrityError:

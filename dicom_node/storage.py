@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 _SAFE = re.compile(r"^[0-9A-Za-z][0-9A-Za-z.\-_]{0,63}$")
@@ -63,12 +64,18 @@ class InstanceStore:
         folder = self.root / safe_name(study_uid) / safe_name(series_uid)
         return folder / f"{safe_name(sop_uid)}.dcm"
 
-    def place(self, received: Path, dest: Path) -> None:
-        """Move the received file to `dest`: fsync file, rename, fsync the directory."""
+    def place(
+        self, received: Path, dest: Path, *, synced: Callable[[Path], None] = fsync_file,
+    ) -> None:
+        """Move the received file to `dest`: fsync file, rename, fsync the directory.
+
+        `synced(path)` returns once the file's bytes are on disk (an fsync started early).
+        """
         self._ensure_dir(dest.parent)
         if not self._same_device(received):
             received = self._copy_local(received)
-        fsync_file(received)
+            synced = fsync_file
+        synced(received)
         try:
             os.replace(received, dest)
         except OSError as exc:
