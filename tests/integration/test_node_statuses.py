@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from conftest import free_port, wait_for
 from node_helpers import ct_phase_study, node_settings, running_node
 from pydicom import dcmread
 from pydicom.dataset import FileMetaDataset
@@ -85,8 +87,9 @@ def _raw_file(path: Path, *, sop_class: str, sop_uid: str, syntax: str, body: by
 
 def test_statuses_for_private_mismatched_and_unparseable(
     tmp_path: Path, sqlite_sessions: tuple[str, sessionmaker[Session]],
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="radraft.dicom_node.assoc_log")
     url, sessions = sqlite_sessions
     [good] = ct_phase_study(tmp_path / "s", phases=("A",), slices=1)
     private = dcmread(good)
@@ -113,9 +116,15 @@ def test_statuses_for_private_mismatched_and_unparseable(
         assert assoc.send_c_store(junk).Status == 0xC000
         assert assoc.send_c_store(good).Status == 0x0000  # the association survived
         assoc.release()
+        wait_for("the release log line", lambda: "released" in caplog.text, tmp_path,
+                 timeout=10, interval=0.05)
     with sessions() as session:
         classes = {i.sop_class_uid for i in session.scalars(select(Instance))}
     assert classes == {CT, SIEMENS_PRIVATE}
+    # The admin's log: one line per association, with its outcome counts.
+    assert re.search(r"association from SCU \(127\.0\.0\.1:\d+\) accepted", caplog.text)
+    assert re.search(r"association from SCU \(127\.0\.0\.1:\d+\) released: 2 stored, "
+                     r"refused 1 x 0xA900, 1 x 0xC000", caplog.text)
 
 
 def test_out_of_space_purges_first_then_answers_a700(
