@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from radraft.core import audit
-from radraft.core.db import Instance, Series, Study, db_now
+from radraft.core.db import AuditEvent, Instance, Series, Study, db_now
 from radraft.dicom_node.header import InstanceHeader
 
 log = logging.getLogger(__name__)
@@ -54,45 +54,45 @@ def _merge_modality(existing: str, modality: str) -> str:
     return "\\".join(values)[:64]
 
 
-def _study(session: Session, header: InstanceHeader, calling_aet: str, now: datetime) -> Study:
-    study = session.scalars(select(Study).where(Study.study_uid == header.study_uid)).first()
-    if study is not None:
-        return study
-    study = Study(
-        study_uid=header.study_uid, patient_id=header.patient_id,
-        issuer_of_patient_id=header.issuer_of_patient_id, accession=header.accession,
-        study_date=header.study_date, study_description=header.study_description,
-        modalities="", body_part=header.body_part, institution=header.institution,
-        patient_age_years=header.patient_age_years, patient_sex=header.patient_sex,
-        calling_aet=calling_aet[:16], source="received", first_received_at=now,
-        last_received_at=now, instance_count=0, image_count=0,
-    )
-    try:
-        with session.begin_nested():
-            session.add(study)
-    except IntegrityError:
-        # Another receiving process created it a moment ago.
-        study = session.scalars(select(Study).where(Study.study_uid == header.study_uid)).one()
-    return study
+def _study(
+    conn: Connection, header: InstanceHeader, calling_aet: str, now: datetime,
+) -> tuple[int, str, bool]:
+    """(row id, modalities, has an accession) of the header's study, created if new."""
+    found = conn.execute(_FIND_STUDY, {"uid": header.study_uid}).first()
+    if found is None:
+        values = {
+            "study_uid": header.study_uid, "patient_id": header.patient_id,
+            "issuer_of_patient_id": header.issuer_of_patient_id, "accession": header.accession,
+            "study_date": header.study_date, "study_description": header.study_description,
+            "modalities": "", "body_part": header.body_part, "institution": header.institution,
+            "patient_age_years": header.patient_age_years, "patient_sex": header.patient_sex,
+            "calling_aet": calling_aet[:16], "source": "received", "first_received_at": now,
+            "last_received_at": now, "instance_count": 0, "image_count": 0,
+        }
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(_STUDY).values(values))
+        except IntegrityError:
+            pass  # another receiving process created it a moment ago
+        found = conn.execute(_FIND_STUDY, {"uid": header.study_uid}).one()
+    return found.id, found.modalities, bool(found.accession)
 
 
-def _series(session: Session, study_id: int, header: InstanceHeader) -> Series:
-    series = session.scalars(select(Series).where(Series.series_uid == header.series_uid)).first()
-    if series is not None:
-        return series
-    series = Series(
-        study_id=study_id, series_uid=header.series_uid, modality=header.modality,
-        series_number=header.series_number, description=header.series_description,
-        body_part=header.body_part,
-    )
-    try:
-        with session.begin_nested():
-            session.add(series)
-    except IntegrityError:
-        series = session.scalars(
-            select(Series).where(Series.series_uid == header.series_uid)
-        ).one()
-    return series
+def _series(conn: Connection, study_id: int, header: InstanceHeader) -> int:
+    found = conn.execute(_FIND_SERIES, {"uid": header.series_uid}).scalar()
+    if found is None:
+        values = {
+            "study_id": study_id, "series_uid": header.series_uid, "modality": header.modality,
+            "series_number": header.series_number, "description": header.series_description,
+            "body_part": header.body_part,
+        }
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(_SERIES).values(values))
+        except IntegrityError:
+            pass  # created by another receiving process meanwhile
+        found = conn.execute(_FIND_SERIES, {"uid": header.series_uid}).scalar_one()
+    return int(found)
 
 
 class IndexCache:
@@ -114,6 +114,12 @@ class IndexCache:
 # Statements built once: building them per instance cost more than running them.
 _INSTANCE = cast(Table, Instance.__table__)
 _STUDY = cast(Table, Study.__table__)
+_SERIES = cast(Table, Series.__table__)
+_AUDIT = cast(Table, AuditEvent.__table__)
+_FIND_STUDY = select(_STUDY.c.id, _STUDY.c.modalities, _STUDY.c.accession).where(
+    _STUDY.c.study_uid == bindparam("uid")
+)
+_FIND_SERIES = select(_SERIES.c.id).where(_SERIES.c.series_uid == bindparam("uid"))
 _FIND_INSTANCE = select(
     _INSTANCE.c.id, _INSTANCE.c.path, _INSTANCE.c.receive_count, _INSTANCE.c.is_image,
 ).where(_INSTANCE.c.sop_uid == bindparam("sop_uid"))
@@ -135,24 +141,25 @@ _ADD_IMAGE_TO_STUDY = _ADD_TO_STUDY.values(
 
 
 def index_instance(
-    session: Session, header: InstanceHeader, path: Path, size: int, *, calling_aet: str,
-    uid_root: str, cache: IndexCache | None = None,
+    db: Session | Connection, header: InstanceHeader, path: Path, size: int, *,
+    calling_aet: str, uid_root: str, cache: IndexCache | None = None,
 ) -> IndexResult:
     """Add or refresh the rows for one stored instance (the caller commits).
 
     A second copy of a known SOP Instance UID replaces the first (last copy wins), is
-    audited, and leaves the study's version and stability timer alone.
+    audited, and leaves the study's version and stability timer alone. Core statements
+    only: the ORM's unit of work cost more than the rows themselves on the ingest path.
     """
     cache = cache if cache is not None else IndexCache()
-    now = db_now(session)
+    connection = db if isinstance(db, Connection) else db.connection()
+    now = db_now(connection)
     known_study = cache.studies.get(header.study_uid)
     if known_study is None:
-        study = _study(session, header, calling_aet, now)
-        known_study = (study.id, study.modalities, bool(study.accession))
+        known_study = _study(connection, header, calling_aet, now)
     study_id, modalities, has_accession = known_study
     series_id = cache.series.get(header.series_uid)
     if series_id is None:
-        series_id = _series(session, study_id, header).id
+        series_id = _series(connection, study_id, header)
     rare: dict[str, object] = {}
     merged = _merge_modality(modalities, header.modality)
     if merged != modalities:
@@ -161,10 +168,9 @@ def index_instance(
         rare["accession"] = header.accession
         has_accession = True
     if rare:
-        session.execute(update(_STUDY).where(_STUDY.c.id == study_id).values(rare))
+        connection.execute(update(_STUDY).where(_STUDY.c.id == study_id).values(rare))
     cache.studies[header.study_uid] = (study_id, merged, has_accession)
     cache.series[header.series_uid] = series_id
-    connection = session.connection()
     existing = connection.execute(_FIND_INSTANCE, {"sop_uid": header.sop_uid}).first()
     if existing is not None:
         connection.execute(_REFRESH_INSTANCE, {
@@ -172,11 +178,14 @@ def index_instance(
             "ts": header.transfer_syntax, "now": now, "study": study_id, "series": series_id,
         })
         connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
-        audit.record(
-            session, "instance.duplicate", study_uid=header.study_uid, sop_uid=header.sop_uid,
-            transfer_syntax=header.transfer_syntax, calling_aet=calling_aet,
-            receive_count=existing.receive_count + 1, replaced_path=existing.path,
-        )
+        connection.execute(insert(_AUDIT).values(
+            at=now, kind="instance.duplicate", study_uid=header.study_uid, actor="",
+            details={
+                "sop_uid": header.sop_uid, "transfer_syntax": header.transfer_syntax,
+                "calling_aet": calling_aet, "receive_count": existing.receive_count + 1,
+                "replaced_path": existing.path,
+            },
+        ))
         return IndexResult(header.study_uid, new_instance=False, is_image=existing.is_image)
     is_image = header.is_image(uid_root)
     connection.execute(_ADD_INSTANCE, {
@@ -191,12 +200,12 @@ def index_instance(
     return IndexResult(header.study_uid, new_instance=True, is_image=is_image)
 
 
-def begin_write(session: Session) -> None:
+def begin_write(db: Session | Connection) -> None:
     """Start a write transaction; on SQLite take the write lock first.
 
     A deferred SQLite transaction that reads and then writes fails at once (SQLITE_BUSY,
     no busy wait) when another process committed in between; BEGIN IMMEDIATE waits instead.
     """
-    connection = session.connection()
+    connection = db if isinstance(db, Connection) else db.connection()
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")

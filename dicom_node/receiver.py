@@ -91,7 +91,7 @@ class Receiver:
         disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes, purge)
         self.early_sync = EarlySync()
         self.handler = StoreHandler(
-            self.store, sessions, disk, uid_root=settings.site.uid_root,
+            self.store, sessions.kw["bind"], disk, uid_root=settings.site.uid_root,
             synced=self.early_sync.wait,
         )
         self._server: ReusePortServer | None = None

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pynetdicom import events as evt
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.dicom_node.assoc_log import AssociationLog
 from radraft.dicom_node.disk import DiskGuard
@@ -36,11 +36,11 @@ class StoreHandler:
     """
 
     def __init__(
-        self, store: InstanceStore, sessions: sessionmaker[Session], disk: DiskGuard,
+        self, store: InstanceStore, engine: Engine, disk: DiskGuard,
         *, uid_root: str, synced: Callable[[Path], None] = fsync_file,
     ) -> None:
         self.store = store
-        self.sessions = sessions
+        self.engine = engine
         self.disk = disk
         self.uid_root = uid_root
         self.synced = synced  # makes the received file durable (EarlySync.wait in the node)
@@ -75,13 +75,14 @@ class StoreHandler:
     def _index(
         self, header: InstanceHeader, dest: Path, size: int, calling_aet: str,
     ) -> IndexResult:
-        with self.sessions() as session:
-            begin_write(session)
+        # A Core connection, not a Session: nothing here needs the ORM's unit of work.
+        with self.engine.connect() as connection:
+            begin_write(connection)
             result = index_instance(
-                session, header, dest, size, calling_aet=calling_aet, uid_root=self.uid_root,
-                cache=self.cache,
+                connection, header, dest, size, calling_aet=calling_aet,
+                uid_root=self.uid_root, cache=self.cache,
             )
-            session.commit()
+            connection.commit()
         return result
 
     def store_one(self, received: Path, request: Any, calling_aet: str) -> None:
