@@ -7,7 +7,7 @@ keys each conversion by everything it depends on (tag, VR, raw bytes, byte order
 implicit VR, character set), so it returns exactly what `Dataset.get` would, at the
 cost of a dictionary lookup. Decimal strings and UIDs that differ per slice (Image
 Position, SOP Instance UID) are decoded as pydicom's DS and UI conversions do, and go to
-pydicom when they do not parse. Raw values come from `fastscan` or from pydicom's raw
+pydicom when they do not parse. Raw values come from `core.dicom_scan` or from pydicom's raw
 elements; elements whose VR pydicom resolves from others ("US or SS") are not memoised.
 """
 

@@ -1,6 +1,6 @@
 """Header-only scanning of a study and pixel reads straight into caller buffers.
 
-Native little-endian files are read by `fastscan` (top-level raw elements and the Pixel
+Native little-endian files are read by `core.dicom_scan` (top-level raw elements and the Pixel
 Data offset; the pydicom header is parsed only when something asks for it), every other
 file by pydicom with Pixel Data deferred (its file offset kept). Uncompressed little
 endian pixels are then read with one `readinto` into the caller's array. Compressed,
@@ -28,8 +28,8 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from radraft.core.dicom_scan import UNDEFINED_LENGTH, RawHeader, read_raw_header
 from radraft.core.errors import FrameError
-from radraft.reporting.frames.fastscan import RawHeader, read_raw_header
 from radraft.reporting.frames.headers import HeaderValues, tag_of
 
 PIXEL_DATA = 0x7FE00010
@@ -48,7 +48,7 @@ class Instance:
     pixel_offset: int | None  # file offset of native pixel data; None: decode via pydicom
     pixel_length: int
     values: HeaderValues | None = None  # the scan's memo of converted header values
-    raw: RawHeader | None = None  # top-level raw elements (fastscan), when read that way
+    raw: RawHeader | None = None  # top-level raw elements (dicom_scan), when read that way
     # Image attributes read on every slice of every frame, converted once per instance.
     _image: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
                                    compare=False)
@@ -144,16 +144,29 @@ def _read_dataset(path: Path) -> Dataset:
         raise FrameError(f"{path}: unreadable DICOM header: {exc}") from exc
 
 
+def native_raw_header(path: Path) -> RawHeader | None:
+    """The raw scan of a native little-endian file with its Pixel Data, or None.
+
+    Only such files have pixels that can be read straight from their offset; every other
+    one (compressed, big endian, deflated, no Pixel Data in the first 256 KiB) is pydicom's.
+    """
+    raw = read_raw_header(path)
+    if (raw is None or raw.transfer_syntax not in _NATIVE_LE or raw.stop_tag != PIXEL_DATA
+            or raw.value_length in (0, UNDEFINED_LENGTH) or raw.stop_vr not in (None, "OB", "OW")):
+        return None
+    return raw
+
+
 def read_header(path: Path, values: HeaderValues | None = None) -> Instance | None:
     """Parse one file's header; None when the file is not DICOM at all.
 
-    Native little-endian files are read by `fastscan` (top-level raw elements; the pydicom
+    Native little-endian files are read by `core.dicom_scan` (top-level raw elements; the pydicom
     header is parsed only when asked for); every other file by pydicom at once.
     """
-    raw = read_raw_header(path)
+    raw = native_raw_header(path)
     if raw is not None:
-        return Instance(str(path), None, path, UID(raw.transfer_syntax), raw.pixel_offset,
-                        raw.pixel_length, values, raw)
+        return Instance(str(path), None, path, UID(raw.transfer_syntax), raw.value_offset,
+                        raw.value_length, values, raw)
     try:
         ds = pydicom.dcmread(path, defer_size=256)
     except InvalidDicomError:

@@ -1,5 +1,6 @@
-"""fastscan reads the same top-level raw elements and Pixel Data position as pydicom, and
-hands every file it is not sure about back to pydicom."""
+"""The raw header scan (core.dicom_scan, as frame loading uses it) reads the same
+top-level raw elements and Pixel Data position as pydicom, and hands every file it is
+not sure about back to pydicom."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
 
-from radraft.reporting.frames.fastscan import read_raw_header
 from radraft.reporting.frames.headers import HeaderValues
+from radraft.reporting.frames.loading import native_raw_header as read_raw_header
 from radraft.reporting.frames.loading import read_frame_into, read_header
 from radraft.reporting.phantom import write_phantom_study
 
@@ -31,7 +32,7 @@ def _same_as_pydicom(path: Path) -> None:
     assert raw.transfer_syntax == ds.file_meta.TransferSyntaxUID
     pixel = ds.get_item(_PIXEL_DATA)
     assert isinstance(pixel, RawDataElement)
-    assert (raw.pixel_offset, raw.pixel_length) == (pixel.value_tell, pixel.length)
+    assert (raw.value_offset, raw.value_length) == (pixel.value_tell, pixel.length)
     tags = {int(t) for t in list(ds.keys()) if int(t) < _PIXEL_DATA}
     assert set(raw.elements) == tags, path
     for tag, (vr, value) in raw.elements.items():
