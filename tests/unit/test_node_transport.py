@@ -1,0 +1,83 @@
+"""The node's event-driven waits: EarlySync's hand-over and ReactorClock's one skipped sleep."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from radraft.dicom_node import early_sync as early_sync_module
+from radraft.dicom_node.early_sync import EarlySync
+from radraft.dicom_node.fast_transport import ReactorClock
+
+
+def test_wait_returns_after_the_started_fsync(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[Path] = []
+    release = threading.Event()
+
+    def slow_fsync(path: Path) -> None:
+        release.wait(5)
+        synced.append(path)
+
+    monkeypatch.setattr(early_sync_module, "fsync_file", slow_fsync)
+    sync = EarlySync()
+    received = tmp_path / "a.dcm"
+    received.write_bytes(b"x")
+    sync.start(received)
+    done = threading.Event()
+    waiter = threading.Thread(target=lambda: (sync.wait(received), done.set()))
+    waiter.start()
+    assert not done.wait(0.2), "wait() returned before the fsync finished"
+    release.set()
+    assert done.wait(5)
+    waiter.join()
+    assert synced == [received]
+    sync.shutdown()
+
+
+def test_wait_fsyncs_itself_when_nothing_was_started(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[Path] = []
+    monkeypatch.setattr(early_sync_module, "fsync_file", synced.append)
+    sync = EarlySync()
+    sync.shutdown()
+    received = tmp_path / "b.dcm"
+    sync.start(received)  # after shutdown: nothing starts, nothing raises
+    sync.wait(received)
+    assert synced == [received]
+
+
+def test_wait_raises_the_fsync_error(tmp_path: Path) -> None:
+    sync = EarlySync()
+    missing = tmp_path / "gone.dcm"
+    sync.start(missing)
+    with pytest.raises(FileNotFoundError):
+        sync.wait(missing)
+    sync.shutdown()
+
+
+def test_reactor_clock_skips_only_the_reactor_sleep_of_accelerated_threads() -> None:
+    clock = ReactorClock(time)
+    slept: dict[str, float] = {}
+
+    def run(name: str, accelerated: bool, seconds: float) -> None:
+        thread = threading.current_thread()
+        thread._accelerated = accelerated  # type: ignore[attr-defined]
+        start = time.perf_counter()
+        for _ in range(20):
+            clock.sleep(seconds)
+        slept[name] = time.perf_counter() - start
+
+    cases = {"fast": (True, 0.001), "plain": (False, 0.001), "other": (True, 0.002)}
+    threads = [threading.Thread(target=run, args=(n, *c)) for n, c in cases.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert slept["fast"] < 0.01  # 20 skipped 1 ms sleeps
+    assert slept["plain"] >= 0.02  # not accelerated: every sleep is real
+    assert slept["other"] >= 0.04  # any other duration is real too
+    assert clock.monotonic() > 0  # the rest of `time` passes through
