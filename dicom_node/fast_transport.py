@@ -37,6 +37,7 @@ import pynetdicom.association
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
 from radraft.dicom_node.early_sync import EarlySync
+from radraft.dicom_node.store_response import send_store_responses_directly
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
@@ -157,6 +158,7 @@ def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     dul.to_provider_queue = WakingQueue(wake_fd)
     dul._run_loop_delay = 0  # FastSocket.ready does the waiting
     dimse.msg_queue = PatientQueue(early_sync)
+    send_store_responses_directly(assoc)
     install_reactor_clock()
     assoc._accelerated = True  # type: ignore[attr-defined]  # read by ReactorClock.sleep
 
