@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import make_engine, make_sessionmaker
 from radraft.core.settings import Settings
+from radraft.dicom_node import file_meta
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.errors import NodeStartError
@@ -61,6 +62,8 @@ def configure_pynetdicom() -> None:
     _config.UNRESTRICTED_STORAGE_SERVICE = True
     # No per-PDU/per-request log handlers (0.2 ms an instance): assoc_log writes the lines.
     _config.LOG_HANDLER_LEVEL = "none"
+    # Each received file's meta group written directly, not through pydicom (0.2 ms).
+    file_meta.install()
 
 
 def build_ae(settings: Settings) -> AE:
