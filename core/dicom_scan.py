@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
-EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 PIXEL_DATA = 0x7FE00010
 UNDEFINED_LENGTH = 0xFFFFFFFF
 # Transfer syntaxes whose dataset is NOT explicit VR little endian (every other one is,

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from radraft.core.db import AuditEvent, Instance, Series, Study, db_now
+from radraft.core.db import AuditEvent, Instance, Series, Study, connection_of, db_now
 from radraft.dicom_node.header import InstanceHeader
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def index_instance(
     only: the ORM's unit of work cost more than the rows themselves on the ingest path.
     """
     cache = cache if cache is not None else IndexCache()
-    connection = db if isinstance(db, Connection) else db.connection()
+    connection = connection_of(db)
     now = db_now(connection)
     known_study = cache.studies.get(header.study_uid)
     if known_study is None:
@@ -206,6 +206,6 @@ def begin_write(db: Session | Connection) -> None:
     A deferred SQLite transaction that reads and then writes fails at once (SQLITE_BUSY,
     no busy wait) when another process committed in between; BEGIN IMMEDIATE waits instead.
     """
-    connection = db if isinstance(db, Connection) else db.connection()
+    connection = connection_of(db)
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,6 +1,6 @@
 """radraft's database: typed SQLAlchemy 2 models, engine, migrations."""
 
-from radraft.core.db.base import Base, db_now
+from radraft.core.db.base import Base, connection_of, db_now
 from radraft.core.db.engine import make_engine, make_sessionmaker
 from radraft.core.db.models_audit import AuditEvent, User
 from radraft.core.db.models_ehr import (
@@ -36,6 +36,7 @@ __all__ = [
     "Visit",
     "WebSession",
     "WorkerHeartbeat",
+    "connection_of",
     "db_now",
     "make_engine",
     "make_sessionmaker",

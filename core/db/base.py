@@ -55,10 +55,15 @@ _NOW_QUERIES: dict[str, Select[Any]] = {
 }
 
 
+def connection_of(db: Session | Connection) -> Connection:
+    """The Core connection to run statements on (a session's own, inside its transaction)."""
+    return db if isinstance(db, Connection) else db.connection()
+
+
 def db_now(db: Session | Connection) -> datetime:
     """The database's clock, in UTC: the one clock for stability timers and back-offs."""
-    # Core on the session's connection: the ORM execute path cost 0.3 ms per call.
-    connection = db if isinstance(db, Connection) else db.connection()
+    # Core on the connection: the ORM execute path cost 0.3 ms per call.
+    connection = connection_of(db)
     value = connection.execute(_NOW_QUERIES[connection.dialect.name]).scalar_one()
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
