@@ -139,7 +139,7 @@ class ReactorClock:
 
 
 def install_reactor_clock() -> None:
-    """Once per process; associations not accelerated keep every sleep."""
+    """Once per process (`receiver.configure_pynetdicom`); other associations keep every sleep."""
     module: Any = pynetdicom.association
     if not isinstance(module.time, ReactorClock):
         module.time = ReactorClock(time)
@@ -159,7 +159,6 @@ def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     dul._run_loop_delay = 0  # FastSocket.ready does the waiting
     dimse.msg_queue = PatientQueue(early_sync)
     send_store_responses_directly(assoc)
-    install_reactor_clock()
     assoc._accelerated = True  # type: ignore[attr-defined]  # read by ReactorClock.sleep
 
 

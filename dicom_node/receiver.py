@@ -27,7 +27,7 @@ from radraft.dicom_node import file_meta
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.errors import NodeStartError
-from radraft.dicom_node.fast_transport import FastRequestHandler
+from radraft.dicom_node.fast_transport import FastRequestHandler, install_reactor_clock
 from radraft.dicom_node.scp import StoreHandler, handle_echo
 from radraft.dicom_node.storage import InstanceStore
 
@@ -64,6 +64,8 @@ def configure_pynetdicom() -> None:
     _config.LOG_HANDLER_LEVEL = "none"
     # Each received file's meta group written directly, not through pydicom (0.2 ms).
     file_meta.install()
+    # The association reactor's 1 ms sleep skipped on the node's own associations.
+    install_reactor_clock()
 
 
 def build_ae(settings: Settings) -> AE:
