@@ -58,9 +58,7 @@ class DicomNode:
         )
         count = self.settings.dicom.receive_processes
         if count == 1:
-            self._receiver = Receiver(
-                self.settings, self.sessions, lambda: purge_for_settings(self.settings)
-            )
+            self._receiver = Receiver(self.settings, lambda: purge_for_settings(self.settings))
             self._receiver.start()
         else:
             self._processes, self._stop_processes = spawn_receivers(

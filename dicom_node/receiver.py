@@ -14,16 +14,16 @@ import socket
 import tempfile
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
-from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import make_engine, make_sessionmaker
+from radraft.core.db import make_engine
 from radraft.core.settings import Settings
-from radraft.dicom_node import file_meta
+from radraft.dicom_node import file_meta, received_file
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.errors import NodeStartError
@@ -64,6 +64,8 @@ def configure_pynetdicom() -> None:
     _config.LOG_HANDLER_LEVEL = "none"
     # Each received file's meta group written directly, not through pydicom (0.2 ms).
     file_meta.install()
+    # Each received dataset's temporary file created without tempfile's overhead (0.3 ms).
+    received_file.install()
     # The association reactor's 1 ms sleep skipped on the node's own associations.
     install_reactor_clock()
 
@@ -88,16 +90,17 @@ def build_ae(settings: Settings) -> AE:
 class Receiver:
     """An acceptor storing into `settings.data_dir`, serving on its own threads."""
 
-    def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], purge: Callable[[], int],
-    ) -> None:
+    def __init__(self, settings: Settings, purge: Callable[[], int]) -> None:
         self.settings = settings
         self.store = InstanceStore(settings.dicom_dir)
         disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes, purge)
         self.early_sync = EarlySync()
+        self.placer = ThreadPoolExecutor(8, thread_name_prefix="placer")
+        # The index's own engine: its SQLite commits skip the fsync (see make_engine).
+        self.engine = make_engine(settings.database_url, pool_size=8, fsync_commits=False)
         self.handler = StoreHandler(
-            self.store, sessions.kw["bind"], disk, uid_root=settings.site.uid_root,
-            synced=self.early_sync.wait,
+            self.store, self.engine, disk, uid_root=settings.site.uid_root,
+            placer=self.placer, synced=self.early_sync.wait,
         )
         self._server: ReusePortServer | None = None
         self._thread: threading.Thread | None = None
@@ -136,6 +139,8 @@ class Receiver:
             self._server.server_close()
             self._server = None
             self.early_sync.shutdown()
+            self.placer.shutdown(wait=True)
+            self.engine.dispose()
 
 
 def _die_with_parent() -> None:
@@ -157,13 +162,11 @@ def receiver_process_main(
     # pynetdicom's chunk files are created in the temp dir: keep it on the store's file
     # system so the final rename is atomic and costs no copy. This process owns it.
     tempfile.tempdir = str(settings.data_dir / "tmp")
-    engine = make_engine(settings.database_url, pool_size=8)
-    receiver = Receiver(settings, make_sessionmaker(engine), lambda: purge(settings))
+    receiver = Receiver(settings, lambda: purge(settings))
     receiver.start()
     ready.set()
     stop.wait()
     receiver.stop()
-    engine.dispose()
 
 
 def spawn_receivers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +33,20 @@ class StoreHandler:
 
     Order, every time: header check -> fsync file -> rename -> fsync dir -> commit the
     index row -> return 0x0000 (pynetdicom sends the response after we return). The
-    file's fsync was started when its last fragment arrived (`EarlySync`).
+    file's fsync was started when its last fragment arrived (`EarlySync`); the placement
+    (fsync wait, rename, directory fsync) runs on `placer` while this thread executes the
+    index statements, and the transaction commits only once the placement is done.
     """
 
     def __init__(
         self, store: InstanceStore, engine: Engine, disk: DiskGuard,
-        *, uid_root: str, synced: Callable[[Path], None] = fsync_file,
+        *, uid_root: str, placer: Executor, synced: Callable[[Path], None] = fsync_file,
     ) -> None:
         self.store = store
         self.engine = engine
         self.disk = disk
         self.uid_root = uid_root
+        self.placer = placer  # places files while the index statements run
         self.synced = synced  # makes the received file durable (EarlySync.wait in the node)
         self.assoc_log = AssociationLog()
         self.cache = IndexCache()
@@ -74,6 +78,7 @@ class StoreHandler:
 
     def _index(
         self, header: InstanceHeader, dest: Path, size: int, calling_aet: str,
+        placed: Future[None],
     ) -> IndexResult:
         # A Core connection, not a Session: nothing here needs the ORM's unit of work.
         with self.engine.connect() as connection:
@@ -82,6 +87,7 @@ class StoreHandler:
                 connection, header, dest, size, calling_aet=calling_aet,
                 uid_root=self.uid_root, cache=self.cache,
             )
+            placed.result()  # a failed placement raises here: the rows roll back
             connection.commit()
         return result
 
@@ -94,14 +100,16 @@ class StoreHandler:
             affected_instance=str(request.AffectedSOPInstanceUID or ""),
         )
         dest = self.store.path_for(header.study_uid, header.series_uid, header.sop_uid)
-        self.store.place(received, dest, synced=self.synced)
+        placed = self.placer.submit(self.store.place, received, dest, synced=self.synced)
         try:
-            self._index(header, dest, size, calling_aet)
+            self._index(header, dest, size, calling_aet, placed)
         except IntegrityError:
             # A cached study/series id went stale (purged meanwhile, or a row another
             # receiving process created): forget the cache and index once more.
             self.cache.clear()
-            self._index(header, dest, size, calling_aet)
+            self._index(header, dest, size, calling_aet, placed)
+        finally:
+            wait([placed])  # never answer (even a failure) while the file is still moving
 
 
 def handle_echo(event: evt.Event) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,18 +13,27 @@ from sqlalchemy.orm import Session, sessionmaker
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    # FULL: a committed row survives power loss, which is what an ACK promises.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine for `database_url`; SQLite gets WAL, a busy timeout and FULL sync."""
+def make_engine(database_url: str, *, pool_size: int = 5, fsync_commits: bool = True) -> Engine:
+    """An engine for `database_url`; SQLite gets WAL, a busy timeout and FULL sync.
+
+    FULL: a committed row survives power loss, which is what an ACK promises.
+    `fsync_commits=False` (SQLite NORMAL: a power cut may take the last commits, never
+    consistency) is only for rows rebuilt from durable files at start: the node's
+    instance index, whose files `dicom_node.repair` indexes again. PostgreSQL commits
+    follow the server's own settings either way.
+    """
     if database_url.startswith("postgresql://"):
         database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
     if database_url.startswith("sqlite"):
@@ -34,7 +44,8 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
             database_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                         "check_same_thread": False},
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect",
+                     _sqlite_pragmas("FULL" if fsync_commits else "NORMAL"))
         return engine
     return create_engine(
         database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,

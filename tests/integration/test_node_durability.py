@@ -57,10 +57,11 @@ def test_response_follows_fsync_rename_dirsync_commit(
 
     monkeypatch.setattr(storage.os, "fsync", fsync)
     monkeypatch.setattr(storage.os, "replace", replace)
-    bind = sessions.kw["bind"]
-    event.listen(bind, "commit", lambda _conn: record("commit", ""))
     port = free_port()
-    with running_node(node_settings(tmp_path / "data", db_url, port), sessions):
+    with running_node(node_settings(tmp_path / "data", db_url, port), sessions) as node:
+        # The receiver indexes through its own engine (see Receiver).
+        assert node._receiver is not None
+        event.listen(node._receiver.engine, "commit", lambda _conn: record("commit", ""))
         ae = AE(ae_title="ORDERTEST")
         ae.add_requested_context(CT, "1.2.840.10008.1.2.1")
         assoc = ae.associate("127.0.0.1", port, ae_title="RADRAFT")
