@@ -2,8 +2,9 @@
 
 A crash between the rename and the commit leaves a complete, fsynced file without a row (its
 sender got no 0x0000 and will send it again); on SQLite a power cut may also take the last
-index commits, which the receivers make without an fsync for exactly this reason. The node indexes such files at start, so the
-store and the index agree; the re-send then counts as a duplicate, not as a new image.
+index commits, which the receivers make without an fsync for exactly this reason. The node
+indexes such files at start, so the store and the index agree; the re-send then counts as a
+duplicate, not as a new image.
 The scan compares names only (one directory walk and one query); headers are read only
 for files without a row.
 """

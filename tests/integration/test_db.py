@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -8,7 +9,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import Job, db_now
+from radraft.core.db import Job, db_now, make_engine
 from radraft.core.db.migrate import schema_drift
 
 
@@ -36,3 +37,13 @@ def test_job_key_is_unique(sessions: sessionmaker[Session]) -> None:
         job = s.scalars(select(Job)).one()
         assert job.created_at == now
         assert job.created_at.tzinfo is not None
+
+
+def test_only_the_rebuildable_index_commits_without_fsync_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'radraft.db'}"
+    for fsync_commits, expected in ((True, 2), (False, 1)):  # FULL, NORMAL
+        engine = make_engine(url, fsync_commits=fsync_commits)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        engine.dispose()

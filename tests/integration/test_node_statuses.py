@@ -161,3 +161,33 @@ def test_out_of_space_purges_first_then_answers_a700(
     with sessions() as session:
         assert session.scalars(select(Study)).all() == []  # purged before refusing
     assert not any((settings.dicom_dir).rglob("*.dcm"))
+
+
+def test_a_failed_placement_rolls_its_rows_back_and_answers_0110(
+    tmp_path: Path, sqlite_sessions: tuple[str, sessionmaker[Session]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The index statements run while the file is placed: a failed rename leaves no row."""
+    url, sessions = sqlite_sessions
+    first, second = ct_phase_study(tmp_path / "s", phases=("A",), slices=2)
+    doomed = str(dcmread(first).SOPInstanceUID)
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if str(dst).endswith(f"{doomed}.dcm"):
+            raise OSError(5, "Input/output error (injected)")
+        real_replace(src, dst)
+
+    port = free_port()
+    with running_node(node_settings(tmp_path / "d", url, port), sessions):
+        monkeypatch.setattr(os, "replace", replace)
+        assoc = _associate(port)
+        assert assoc.is_established
+        assert assoc.send_c_store(first).Status == 0x0110
+        assert assoc.send_c_store(second).Status == 0x0000  # the association goes on
+        assoc.release()
+    with sessions() as session:
+        stored = [i.sop_uid for i in session.scalars(select(Instance))]
+        study = session.scalars(select(Study)).one()
+    assert stored == [str(dcmread(second).SOPInstanceUID)]
+    assert (study.instance_count, study.image_count) == (1, 1)
