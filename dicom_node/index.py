@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgres_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -123,7 +125,13 @@ _FIND_SERIES = select(_SERIES.c.id).where(_SERIES.c.series_uid == bindparam("uid
 _FIND_INSTANCE = select(
     _INSTANCE.c.id, _INSTANCE.c.path, _INSTANCE.c.receive_count, _INSTANCE.c.is_image,
 ).where(_INSTANCE.c.sop_uid == bindparam("sop_uid"))
-_ADD_INSTANCE = insert(_INSTANCE)
+# A new SOP Instance UID (the usual case) is one statement; a conflict is a re-send.
+_ADD_INSTANCE = {
+    "sqlite": sqlite_insert(_INSTANCE).on_conflict_do_nothing(index_elements=["sop_uid"])
+    .returning(_INSTANCE.c.id),
+    "postgresql": postgres_insert(_INSTANCE).on_conflict_do_nothing(index_elements=["sop_uid"])
+    .returning(_INSTANCE.c.id),
+}
 _REFRESH_INSTANCE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id")).values(
     path=bindparam("path"), size=bindparam("size"), transfer_syntax=bindparam("ts"),
     received_at=bindparam("now"), receive_count=_INSTANCE.c.receive_count + 1,
@@ -171,33 +179,33 @@ def index_instance(
         connection.execute(update(_STUDY).where(_STUDY.c.id == study_id).values(rare))
     cache.studies[header.study_uid] = (study_id, merged, has_accession)
     cache.series[header.series_uid] = series_id
-    existing = connection.execute(_FIND_INSTANCE, {"sop_uid": header.sop_uid}).first()
-    if existing is not None:
-        connection.execute(_REFRESH_INSTANCE, {
-            "row_id": existing.id, "path": str(path), "size": size,
-            "ts": header.transfer_syntax, "now": now, "study": study_id, "series": series_id,
-        })
-        connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
-        connection.execute(insert(_AUDIT).values(
-            at=now, kind="instance.duplicate", study_uid=header.study_uid, actor="",
-            details={
-                "sop_uid": header.sop_uid, "transfer_syntax": header.transfer_syntax,
-                "calling_aet": calling_aet, "receive_count": existing.receive_count + 1,
-                "replaced_path": existing.path,
-            },
-        ))
-        return IndexResult(header.study_uid, new_instance=False, is_image=existing.is_image)
     is_image = header.is_image(uid_root)
-    connection.execute(_ADD_INSTANCE, {
+    added = connection.execute(_ADD_INSTANCE[connection.dialect.name], {
         "study_id": study_id, "series_id": series_id, "sop_uid": header.sop_uid,
         "sop_class_uid": header.sop_class_uid, "transfer_syntax": header.transfer_syntax,
         "path": str(path), "size": size, "is_image": is_image,
         "instance_number": header.instance_number, "received_at": now, "receive_count": 1,
     })
-    connection.execute(
-        _ADD_IMAGE_TO_STUDY if is_image else _ADD_TO_STUDY, {"study": study_id, "now": now}
-    )
-    return IndexResult(header.study_uid, new_instance=True, is_image=is_image)
+    if added.first() is not None:  # no row back: the UID was known
+        connection.execute(
+            _ADD_IMAGE_TO_STUDY if is_image else _ADD_TO_STUDY, {"study": study_id, "now": now}
+        )
+        return IndexResult(header.study_uid, new_instance=True, is_image=is_image)
+    existing = connection.execute(_FIND_INSTANCE, {"sop_uid": header.sop_uid}).one()
+    connection.execute(_REFRESH_INSTANCE, {
+        "row_id": existing.id, "path": str(path), "size": size,
+        "ts": header.transfer_syntax, "now": now, "study": study_id, "series": series_id,
+    })
+    connection.execute(_TOUCH_STUDY, {"study": study_id, "now": now})
+    connection.execute(insert(_AUDIT).values(
+        at=now, kind="instance.duplicate", study_uid=header.study_uid, actor="",
+        details={
+            "sop_uid": header.sop_uid, "transfer_syntax": header.transfer_syntax,
+            "calling_aet": calling_aet, "receive_count": existing.receive_count + 1,
+            "replaced_path": existing.path,
+        },
+    ))
+    return IndexResult(header.study_uid, new_instance=False, is_image=existing.is_image)
 
 
 def begin_write(db: Session | Connection) -> None:
