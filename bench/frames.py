@@ -14,7 +14,8 @@ Before timing, one run checks that radraft's frames equal the naive reference's 
 ±1 grey level. Each variant runs in a fresh process: whole-process seconds (interpreter
 and imports included), in-process seconds (the work alone: each variant's modules are
 imported before the clock starts, as in a worker that imports them once), frames/s and
-peak RSS (ru_maxrss); medians of --reps repetitions. Both ratios to the floor are printed.
+peak RSS (ru_maxrss); medians of --reps repetitions, whose order of variants rotates. Both
+ratios to the floor are printed.
 """
 
 from __future__ import annotations
@@ -165,8 +166,11 @@ def main() -> int:
         print("radraft's frames differ from the reference: no timings printed")
         return 1
     results: dict[str, list[dict[str, float]]] = {v: [] for v in VARIANTS}
+    names = list(VARIANTS)
     for rep in range(args.reps):
-        for variant in VARIANTS:
+        # The order rotates: on this VM a run after one that freed gigabytes (naive) pays
+        # for memory the host took back, so no variant always follows the same one.
+        for variant in names[rep % len(names):] + names[:rep % len(names)]:
             results[variant].append(_measure(variant, study, args.frame_size))
             r = results[variant][-1]
             print(f"  rep {rep + 1}/{args.reps} {variant:8} {r['wall']:.2f} s whole, "
