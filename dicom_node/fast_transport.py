@@ -15,6 +15,8 @@ This module removes them without copying pynetdicom's state machine:
   look wait `WAIT_S` for the message being received, so it runs the handler the moment
   the last fragment arrives, and starts the received file's fsync as it is queued;
 - `FastSocket.recv` reads a PDU into one buffer with recv_into;
+- the DUL's event and PDU queues become `queue.SimpleQueue`s (only put and get(False)
+  are used on them);
 - `ReactorClock` stands in for the `time` module of `pynetdicom.association`: its reactor
   sleeps 1 ms before every look at the DIMSE queue, which for an accelerated association
   (whose PatientQueue does the waiting) is skipped; every other sleep is a real one.
@@ -145,6 +147,16 @@ def install_reactor_clock() -> None:
         module.time = ReactorClock(time)
 
 
+def _simple_queue_of(old: queue.Queue[Any]) -> Any:
+    """A SimpleQueue holding what `old` holds (the threads that use it have not started)."""
+    new: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    while True:
+        try:
+            new.put(old.get(block=False))
+        except queue.Empty:
+            return new
+
+
 def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     """Switch one not-yet-started acceptor association to the event-driven waits."""
     dul, dimse = assoc.dul, assoc.dimse
@@ -156,6 +168,10 @@ def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     assert isinstance(sock, FastSocket)
     sock._wake_fd = wake_fd
     dul.to_provider_queue = WakingQueue(wake_fd)
+    # The DUL's own event and PDU queues see only put() and get(False): the C SimpleQueue
+    # does both without queue.Queue's condition variables (4 of each per PDU).
+    dul.event_queue = _simple_queue_of(dul.event_queue)  # Evt5 may be queued already
+    dul._recv_pdu = _simple_queue_of(dul._recv_pdu)
     dul._run_loop_delay = 0  # FastSocket.ready does the waiting
     dimse.msg_queue = PatientQueue(early_sync)
     send_store_responses_directly(assoc)
