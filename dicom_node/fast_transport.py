@@ -14,7 +14,8 @@ This module removes them without copying pynetdicom's state machine:
 - `PatientQueue` (the DIMSE message queue) lets the association thread's non-blocking
   look wait `WAIT_S` for the message being received, so it runs the handler the moment
   the last fragment arrives, and starts the received file's fsync as it is queued;
-- `FastSocket.recv` reads a PDU into one buffer with recv_into;
+- `FastSocket.recv` reads a long PDU into one buffer with recv_into, and short ones out of
+  a read-ahead buffer (one recv for several 16 KiB PDUs);
 - the DUL's event and PDU queues become `queue.SimpleQueue`s (only put and get(False)
   are used on them);
 - `ReactorClock` stands in for the `time` module of `pynetdicom.association`: its reactor
@@ -84,16 +85,35 @@ class PatientQueue(queue.Queue[Any]):
         return super().get(block, timeout)
 
 
+_READ_AHEAD = 256 * 1024  # one recv takes every small PDU the peer has queued, up to this
+_DIRECT = 64 * 1024  # a longer rest of a PDU is read straight into the PDU's own buffer
+
+
 class FastSocket(AssociationSocket):
-    """AssociationSocket whose `ready` waits for data or a wake-up, and whose recv is bulk."""
+    """AssociationSocket whose `ready` waits for data or a wake-up, and whose recv is bulk.
+
+    Bytes received beyond the PDU being read wait in a read-ahead buffer (`_ahead[_start:
+    _end]`): with 16 KiB PDUs one recv() serves several of them, and `ready` answers from it
+    without a select.
+    """
 
     _wake_fd: int
+    _ahead: memoryview
+    _start: int
+    _end: int
+
+    def start_read_ahead(self, wake_fd: int) -> None:
+        self._wake_fd = wake_fd
+        self._ahead = memoryview(bytearray(_READ_AHEAD))
+        self._start = self._end = 0
 
     @property
     def ready(self) -> bool:
         sock = self.socket
         if sock is None or self._is_connected is False:
             return False
+        if self._end > self._start:
+            return True  # part of the next PDU is here already
         # Events still queued for the state machine: answer at once, never wait.
         wait = 0.0 if self.event_queue.qsize() else WAIT_S
         try:
@@ -109,15 +129,29 @@ class FastSocket(AssociationSocket):
     def recv(self, nr_bytes: int) -> bytearray:
         """Read exactly `nr_bytes` (fewer only if the peer closed), into one buffer."""
         assert self.socket is not None
+        ahead, start, end = self._ahead, self._start, self._end
+        if end - start >= nr_bytes:
+            self._start = start + nr_bytes
+            return bytearray(ahead[start:start + nr_bytes])
         buffer = bytearray(nr_bytes)
         view = memoryview(buffer)
-        received = 0
+        received = end - start
+        view[:received] = ahead[start:end]
+        self._start = self._end = 0
         while received < nr_bytes:
-            count = self.socket.recv_into(view[received:], nr_bytes - received)
+            missing = nr_bytes - received
+            if missing >= _DIRECT:
+                count = self.socket.recv_into(view[received:], missing)
+                taken = count
+            else:
+                count = self.socket.recv_into(ahead, _READ_AHEAD)
+                taken = min(count, missing)
+                view[received:received + taken] = ahead[:taken]
+                self._start, self._end = taken, count
             if count == 0:
-                del view
+                view.release()
                 return buffer[:received]
-            received += count
+            received += taken
         return buffer
 
 
@@ -164,9 +198,9 @@ def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     assert isinstance(sock, AssociationSocket) and dul.to_provider_queue.empty()
     wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
     weakref.finalize(sock, os.close, wake_fd)
-    sock.__class__ = FastSocket  # adds behaviour only: FastSocket has no state of its own
+    sock.__class__ = FastSocket  # adds behaviour and its read-ahead buffer
     assert isinstance(sock, FastSocket)
-    sock._wake_fd = wake_fd
+    sock.start_read_ahead(wake_fd)
     dul.to_provider_queue = WakingQueue(wake_fd)
     # The DUL's own event and PDU queues see only put() and get(False): the C SimpleQueue
     # does both without queue.Queue's condition variables (4 of each per PDU).

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import struct
 import threading
 import time
 from pathlib import Path
@@ -10,7 +13,7 @@ import pytest
 
 from radraft.dicom_node import early_sync as early_sync_module
 from radraft.dicom_node.early_sync import EarlySync
-from radraft.dicom_node.fast_transport import ReactorClock
+from radraft.dicom_node.fast_transport import FastSocket, ReactorClock
 
 
 def test_wait_returns_after_the_started_fsync(tmp_path: Path,
@@ -81,3 +84,53 @@ def test_reactor_clock_skips_only_the_reactor_sleep_of_accelerated_threads() -> 
     assert slept["plain"] >= 0.02  # not accelerated: every sleep is real
     assert slept["other"] >= 0.04  # any other duration is real too
     assert clock.monotonic() > 0  # the rest of `time` passes through
+
+
+def _fast_socket(sock: socket.socket) -> FastSocket:
+    fast = object.__new__(FastSocket)  # no association: recv and the read-ahead only
+    fast.socket = sock
+    fast._is_connected = True
+    fast.start_read_ahead(os.eventfd(0, os.EFD_NONBLOCK))
+    return fast
+
+
+def _pdu(length: int) -> bytes:
+    return struct.pack(">BBI", 4, 0, length) + os.urandom(length)
+
+
+def test_fast_socket_returns_each_pdu_exactly_across_its_read_ahead() -> None:
+    sender, receiver = socket.socketpair()
+    pdus = [_pdu(n) for n in (10, 16384, 16384, 70_000, 300_000, 5, 16384, 65_535)]
+
+    def send() -> None:
+        for pdu in pdus:
+            sender.sendall(pdu)
+        sender.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    fast = _fast_socket(receiver)
+    got = []
+    for _ in pdus:
+        head = fast.recv(6)
+        got.append(bytes(head + fast.recv(struct.unpack(">BBI", head)[2])))
+    thread.join()
+    assert got == pdus
+    assert fast.recv(6) == bytearray()  # the peer closed: nothing more
+    receiver.close()
+    os.close(fast._wake_fd)
+
+
+def test_fast_socket_is_ready_from_its_read_ahead_and_short_when_the_peer_stops() -> None:
+    sender, receiver = socket.socketpair()
+    first, second = _pdu(100), _pdu(200)
+    sender.sendall(first + second[:50])
+    sender.close()
+    fast = _fast_socket(receiver)
+    assert fast.recv(6) == first[:6]
+    assert fast.ready  # the rest of the first PDU is buffered: no select needed
+    assert fast.recv(100) == first[6:]
+    assert fast.recv(6) == second[:6]
+    assert fast.recv(200) == second[6:50]  # cut short: fewer bytes, as a closed socket gives
+    receiver.close()
+    os.close(fast._wake_fd)
