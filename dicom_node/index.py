@@ -127,10 +127,9 @@ _FIND_INSTANCE = select(
 ).where(_INSTANCE.c.sop_uid == bindparam("sop_uid"))
 # A new SOP Instance UID (the usual case) is one statement; a conflict is a re-send.
 _ADD_INSTANCE = {
-    "sqlite": sqlite_insert(_INSTANCE).on_conflict_do_nothing(index_elements=["sop_uid"])
-    .returning(_INSTANCE.c.id),
-    "postgresql": postgres_insert(_INSTANCE).on_conflict_do_nothing(index_elements=["sop_uid"])
-    .returning(_INSTANCE.c.id),
+    dialect: dialect_insert(_INSTANCE).on_conflict_do_nothing(index_elements=["sop_uid"])
+    .returning(_INSTANCE.c.id)
+    for dialect, dialect_insert in (("sqlite", sqlite_insert), ("postgresql", postgres_insert))
 }
 _REFRESH_INSTANCE = update(_INSTANCE).where(_INSTANCE.c.id == bindparam("row_id")).values(
     path=bindparam("path"), size=bindparam("size"), transfer_syntax=bindparam("ts"),
@@ -186,7 +185,7 @@ def index_instance(
         "path": str(path), "size": size, "is_image": is_image,
         "instance_number": header.instance_number, "received_at": now, "receive_count": 1,
     })
-    if added.first() is not None:  # no row back: the UID was known
+    if added.first() is not None:  # a row back: inserted (none: the UID was known)
         connection.execute(
             _ADD_IMAGE_TO_STUDY if is_image else _ADD_TO_STUDY, {"study": study_id, "now": now}
         )

@@ -2,11 +2,12 @@
 
 In chunked-receive mode pynetdicom creates a `tempfile.NamedTemporaryFile` per C-STORE
 (random name, retry loop, a wrapper that forwards every write through `__getattr__`) and
-writes each fragment through a buffer it flushes at once: about 0.3 ms of CPU an
-instance here. `install()` gives it instead an unbuffered file created with O_EXCL under
-a name unique to the process (pid and a counter), in the same temporary folder, with the
-same interface (`name`, `file.flush()`, `write`, `close`). pynetdicom still removes the
-file after the handler (a missing file is no error: the handler renamed it into the store).
+writes each fragment through a buffer it flushes at once: 40–130 µs of CPU an instance
+more than a plain file (measured here on 512 KiB written in 16 KiB fragments). `install()`
+gives it instead an unbuffered file created with O_EXCL under a name unique to the
+process (pid and a counter), in the same temporary folder, with the same interface
+(`name`, `file.flush()`, `write`, `close`). pynetdicom still removes the file after the
+handler (a missing file is no error: the handler renamed it into the store).
 """
 
 from __future__ import annotations
