@@ -18,6 +18,8 @@ This module removes them without copying pynetdicom's state machine:
   a read-ahead buffer (one recv for several 16 KiB PDUs);
 - the DUL's event and PDU queues become `queue.SimpleQueue`s (only put and get(False)
   are used on them);
+- mid-dataset P-DATA-TF PDUs of a C-STORE go from the read-ahead to its file
+  (`dataset_lane`), past pynetdicom's PDU decoder and state machine;
 - `ReactorClock` stands in for the `time` module of `pynetdicom.association`: its reactor
   sleeps 1 ms before every look at the DIMSE queue, which for an accelerated association
   (whose PatientQueue does the waiting) is skipped; every other sleep is a real one.
@@ -33,12 +35,14 @@ import select
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pynetdicom.association
 from pynetdicom.transport import AssociationSocket, RequestHandler
 
+from radraft.dicom_node import dataset_lane
 from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.store_response import send_store_responses_directly
 
@@ -155,6 +159,61 @@ class FastSocket(AssociationSocket):
         return buffer
 
 
+    def peek(self, count: int) -> memoryview | None:
+        """The next `count` bytes, left unread (received as needed); None if the peer closed.
+
+        Only ask for bytes the peer has promised (a PDU header, or items inside a PDU whose
+        length it declared): this waits for them like `recv` does.
+        """
+        assert self.socket is not None
+        if self._end - self._start < count:
+            kept = bytes(self._ahead[self._start:self._end])  # a few bytes
+            self._ahead[:len(kept)] = kept
+            self._start, self._end = 0, len(kept)
+            while self._end < count:
+                got = self.socket.recv_into(self._ahead[self._end:], _READ_AHEAD - self._end)
+                if got == 0:
+                    return None
+                self._end += got
+        return self._ahead[self._start:self._start + count]
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet read (`peek` up to this many receives nothing)."""
+        return self._end - self._start
+
+    def skip(self, count: int) -> None:
+        """Drop `count` buffered bytes (already seen through `peek`)."""
+        assert count <= self._end - self._start
+        self._start += count
+
+    def take(self, count: int) -> memoryview:
+        """The next `count` buffered bytes, read: a view valid until the next receive."""
+        assert count <= self._end - self._start
+        start = self._start
+        self._start = start + count
+        return self._ahead[start:start + count]
+
+    def recv_to(self, count: int, write: Callable[[memoryview], object]) -> int:
+        """Hand the next `count` bytes to `write` piece by piece, as they come from the
+        read-ahead (no PDU-sized buffer); returns how many (fewer only if the peer closed)."""
+        assert self.socket is not None
+        done = min(self._end - self._start, count)
+        if done:
+            write(self._ahead[self._start:self._start + done])
+            self._start += done
+        while done < count:
+            got = self.socket.recv_into(self._ahead, _READ_AHEAD)
+            if got == 0:
+                self._start = self._end = 0
+                return done
+            taken = min(got, count - done)
+            write(self._ahead[:taken])
+            self._start, self._end = taken, got
+            done += taken
+        return done
+
+
 _REACTOR_SLEEP_S = 0.001  # pynetdicom 3.0.4, Association._run_reactor
 
 
@@ -209,6 +268,7 @@ def accelerate(assoc: Association, early_sync: EarlySync) -> None:
     dul._run_loop_delay = 0  # FastSocket.ready does the waiting
     dimse.msg_queue = PatientQueue(early_sync)
     send_store_responses_directly(assoc)
+    dataset_lane.install(assoc)
     assoc._accelerated = True  # type: ignore[attr-defined]  # read by ReactorClock.sleep
 
 
