@@ -71,7 +71,7 @@ class DatasetLane:
                 self._original()  # nothing consumed: pynetdicom reads the PDU itself
                 return
             self._bypass(sock, context_id, fd, fragment)
-        except (OSError, TimeoutError):
+        except (OSError, TimeoutError):  # the socket (file errors are DatasetWriteError)
             self._dul.event_queue.put("Evt17")  # as pynetdicom: transport connection closed
 
     def _bypass(self, sock: FastSocket, context_id: int, fd: int, fragment: int) -> None:
@@ -131,12 +131,20 @@ def _fragment_length(sock: FastSocket, context_id: int) -> int | None:
     return pdv_length - 2
 
 
+class DatasetWriteError(RuntimeError):
+    """The received file could not be written: the association is aborted, as pynetdicom
+    aborts it when its own write fails (not an OSError: those mean the socket closed)."""
+
+
 def _write_all(fd: int, views: list[memoryview]) -> None:
     """Write every view, in order, however the kernel splits it; empties the list."""
     while views:
-        written = os.writev(fd, views[:_IOV_MAX])
+        try:
+            written = os.writev(fd, views[:_IOV_MAX])
+        except OSError as exc:
+            raise DatasetWriteError(f"received dataset not written: {exc}") from exc
         if written <= 0:
-            raise OSError(f"no bytes written to the received dataset (fd {fd})")
+            raise DatasetWriteError("received dataset not written: no bytes taken")
         while views and written >= len(views[0]):
             written -= len(views.pop(0))
         if written:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from radraft.dicom_node.dataset_lane import DatasetLane
+from radraft.dicom_node.dataset_lane import DatasetLane, DatasetWriteError
 from radraft.dicom_node.fast_transport import FastSocket
 from radraft.dicom_node.received_file import ReceivedFile
 
@@ -143,3 +143,16 @@ def test_a_pending_response_stops_the_batch_after_the_current_pdu(peer: Peer) ->
     peer.lane.read_pdu()
     assert peer.lane.fragments == 2
     assert peer.written() == b"onetwo"
+
+
+def test_a_failed_file_write_aborts_instead_of_reading_as_a_closed_socket(
+        peer: Peer, tmp_path: Path) -> None:
+    peer.sender.sendall(fragment(b"lost"))
+    readonly = tmp_path / "readonly"
+    readonly.write_bytes(b"")
+    fd = os.open(readonly, os.O_RDONLY)
+    os.dup2(fd, peer.file.fileno())  # the received file's descriptor now refuses writes
+    os.close(fd)
+    with pytest.raises(DatasetWriteError):
+        peer.lane.read_pdu()  # pynetdicom's reactor turns this into an A-ABORT
+    assert peer.dul.event_queue.empty()
