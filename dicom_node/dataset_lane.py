@@ -9,8 +9,8 @@ it: about 60 µs of CPU a PDU, on the thread every byte of the association waits
 Once the command set of a C-STORE-RQ has been decoded and its dataset file opened
 (chunked receive), a PDU holding one PDV that is a dataset fragment, not the last, of the
 same presentation context changes nothing but that file: in state Sta6, Evt10 → DT-2 →
-`decode_msg` only appends the fragment. `read_pdu` writes such a PDU's fragment straight
-from the socket's read-ahead to the file and is done. Every other PDU — the command, the
+`decode_msg` only appends the fragment. `read_pdu` writes such PDUs' fragments straight
+from the socket's read-ahead to the file. Every other PDU — the command, the
 last fragment (which completes the message and queues it), several PDVs, another context,
 ACSE PDUs, anything malformed — takes pynetdicom's own path, unchanged. So does every PDU
 while the state machine still has events queued (it has not yet seen the PDUs before).

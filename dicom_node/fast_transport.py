@@ -158,7 +158,6 @@ class FastSocket(AssociationSocket):
             received += taken
         return buffer
 
-
     def peek(self, count: int) -> memoryview | None:
         """The next `count` bytes, left unread (received as needed); None if the peer closed.
 
