@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
 from radraft.core.types import StudyStable
+from radraft.dicom_node.fast_transport import FastSocket
 from radraft.dicom_node.node import DicomNode
 
 STORESCU = "/usr/bin/storescu"
@@ -134,3 +137,15 @@ def running_node(
         yield node
     finally:
         node.stop()
+
+
+def fast_socket(sock: socket.socket) -> FastSocket:
+    """A FastSocket over `sock` with no association: recv, peek and the read-ahead only.
+
+    The caller closes `sock` and the socket's wake-up eventfd (`_wake_fd`).
+    """
+    fast = object.__new__(FastSocket)
+    fast.socket = sock
+    fast._is_connected = True
+    fast.start_read_ahead(os.eventfd(0, os.EFD_NONBLOCK))
+    return fast

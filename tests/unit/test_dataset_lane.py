@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from node_helpers import fast_socket
 
 from radraft.dicom_node.dataset_lane import DatasetLane, DatasetWriteError
 from radraft.dicom_node.fast_transport import FastSocket
@@ -67,10 +68,7 @@ class Peer:
 @pytest.fixture
 def peer(tmp_path: Path) -> Iterator[Peer]:
     sender, receiver = socket.socketpair()
-    fast = object.__new__(FastSocket)
-    fast.socket = receiver
-    fast._is_connected = True
-    fast.start_read_ahead(os.eventfd(0, os.EFD_NONBLOCK))
+    fast = fast_socket(receiver)
     file = ReceivedFile(str(tmp_path / "rx.dcm"))
     yield Peer(fast, sender, file)
     file.close()

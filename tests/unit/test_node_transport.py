@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from node_helpers import fast_socket
 
 from radraft.dicom_node import early_sync as early_sync_module
 from radraft.dicom_node.early_sync import EarlySync
-from radraft.dicom_node.fast_transport import FastSocket, ReactorClock
+from radraft.dicom_node.fast_transport import ReactorClock
 
 
 def test_wait_returns_after_the_started_fsync(tmp_path: Path,
@@ -86,14 +87,6 @@ def test_reactor_clock_skips_only_the_reactor_sleep_of_accelerated_threads() -> 
     assert clock.monotonic() > 0  # the rest of `time` passes through
 
 
-def _fast_socket(sock: socket.socket) -> FastSocket:
-    fast = object.__new__(FastSocket)  # no association: recv and the read-ahead only
-    fast.socket = sock
-    fast._is_connected = True
-    fast.start_read_ahead(os.eventfd(0, os.EFD_NONBLOCK))
-    return fast
-
-
 def _pdu(length: int) -> bytes:
     return struct.pack(">BBI", 4, 0, length) + os.urandom(length)
 
@@ -109,7 +102,7 @@ def test_fast_socket_returns_each_pdu_exactly_across_its_read_ahead() -> None:
 
     thread = threading.Thread(target=send)
     thread.start()
-    fast = _fast_socket(receiver)
+    fast = fast_socket(receiver)
     got = []
     for _ in pdus:
         head = fast.recv(6)
@@ -126,7 +119,7 @@ def test_fast_socket_is_ready_from_its_read_ahead_and_short_when_the_peer_stops(
     first, second = _pdu(100), _pdu(200)
     sender.sendall(first + second[:50])
     sender.close()
-    fast = _fast_socket(receiver)
+    fast = fast_socket(receiver)
     assert fast.recv(6) == first[:6]
     assert fast.ready  # the rest of the first PDU is buffered: no select needed
     assert fast.recv(100) == first[6:]
