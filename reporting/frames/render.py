@@ -3,8 +3,8 @@
 Resampling filter: PIL's BOX filter, i.e. area averaging (every output pixel is the mean
 of the source pixels whose centres fall in its box). Shrinking without it aliases thin
 structures (PIL's bilinear also antialiases; OpenCV's INTER_LINEAR does not). Grey images
-are resized by `box.LaneResizer` (the same filter, bit for bit, several windows at once);
-colour images and scales it does not cover by Pillow.
+are resized by `_slice_kernel` (the same filter, bit for bit, several windows at once);
+colour images by Pillow.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from radraft.reporting.frames.box import LANE_DTYPES
 from radraft.reporting.frames.windows import Mapping, stored_value_lut
 
 RESAMPLE = Image.Resampling.BOX
@@ -61,24 +60,20 @@ class SliceScale:
     intercept: float
 
 
-def lane_dtype(lanes: int) -> np.dtype[Any]:
-    """The unsigned word holding `lanes` grey images side by side (one byte each)."""
-    return next(dtype for size, dtype in sorted(LANE_DTYPES.items()) if size >= lanes)
-
-
 @lru_cache(maxsize=64)
 def packed_lut(mappings: tuple[Mapping, ...], slope: float, intercept: float, signed: bool,
                bits: int, invert: bool) -> npt.NDArray[Any]:
-    """Stored value → one grey level per mapping, packed in the bytes of one word.
+    """Stored value → one grey level per mapping (at most 4), in the bytes of a uint32.
 
-    The same tables as `stored_value_lut`; one gather then windows a slice for every
+    The same tables as `stored_value_lut`; one lookup then windows a slice for every
     mapping at once.
     """
-    dtype = lane_dtype(len(mappings))
-    packed = np.zeros(1 << bits, dtype=dtype)
+    if len(mappings) > 4:
+        raise ValueError(f"{len(mappings)} mappings do not fit the 4 bytes of a word")
+    packed = np.zeros(1 << bits, dtype=np.uint32)
     for lane, mapping in enumerate(mappings):
         lut = stored_value_lut(mapping, slope, intercept, signed, bits, invert)
-        packed |= lut.astype(dtype) << dtype.type(8 * lane)
+        packed |= lut.astype(np.uint32) << np.uint32(8 * lane)
     packed.setflags(write=False)
     return packed
 

@@ -1,5 +1,6 @@
-"""The lane resizer is Pillow's BOX filter bit for bit, and the assembled frames are the
-plain per-frame computation (window, then Pillow BOX resize, grey into R, G and B)."""
+"""The native slice kernel is Pillow's BOX filter bit for bit and refuses out-of-bounds
+tables, and the assembled frames are the plain per-frame computation (window, then Pillow
+BOX resize, grey into R, G and B)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from PIL import Image
 
 from radraft.core.settings import FrameRecipe
 from radraft.reporting.frames import build_frame_sequence
-from radraft.reporting.frames.box import LANE_DTYPES, LaneResizer, axis_plan
+from radraft.reporting.frames import _slice_kernel
+from radraft.reporting.frames.box import axis_table, pillow_box_coefficients, two_taps
 from radraft.reporting.frames.render import Layout, packed_lut
 from radraft.reporting.frames.windows import CT_WINDOWS, ct_window, stored_value_lut
 from radraft.reporting.phantom import write_phantom_study
@@ -26,39 +28,112 @@ def _pillow(image: np.ndarray, height: int, width: int) -> np.ndarray:
                                                               Image.Resampling.BOX))
 
 
-@pytest.mark.parametrize("lanes", sorted(LANE_DTYPES))
+def _render(source: np.ndarray, bits: int, lut: np.ndarray | None, height: int, width: int,
+            targets: list[tuple[int, int, int, int]], size: int, top: int = 0,
+            left: int = 0, frames: int = 4) -> np.ndarray:
+    rows, cols = source.shape[:2]
+    out = np.full((frames, size, size, 3), 7, dtype=np.uint8)
+    scratch = np.empty(cols + (rows + 1) * width, dtype=np.uint32)
+    _slice_kernel.render(source, bits, lut, axis_table(cols, width), axis_table(rows, height),
+                         out, np.array(targets, dtype=np.int32), 0, size, top, left, scratch)
+    return out
+
+
 @pytest.mark.parametrize(("rows", "cols", "height", "width"), [
     (512, 512, 448, 448), (512, 384, 448, 336), (256, 256, 448, 448), (128, 128, 64, 64),
     (512, 512, 224, 224), (500, 512, 448, 448), (100, 60, 84, 50), (64, 64, 64, 32),
-    (64, 64, 32, 64), (7, 9, 5, 4), (1, 5, 3, 3), (300, 200, 448, 299)])
-def test_lane_resizer_equals_pillow_box(lanes: int, rows: int, cols: int, height: int,
-                                        width: int) -> None:
+    (64, 64, 32, 64), (7, 9, 5, 4), (1, 5, 3, 3), (300, 200, 448, 299), (1024, 768, 448, 336),
+    (333, 512, 100, 77)])
+def test_kernel_resizes_every_lane_like_pillow_box(rows: int, cols: int, height: int,
+                                                   width: int) -> None:
+    """Two-tap scales and general ones (2× and more, odd ratios), four lanes, each lane
+    written to its own frame's R, G and B."""
     rng = np.random.default_rng(rows * 7 + cols)
-    dtype = LANE_DTYPES[lanes]
-    grey = rng.integers(0, 256, (rows, cols, lanes), dtype=np.uint8)
+    grey = rng.integers(0, 256, (rows, cols, 4), dtype=np.uint8)
     grey[: rows // 3] = 255  # hard edges as well as noise
     grey[rows // 3: rows // 2] = 0
-    packed = np.ascontiguousarray(grey).view(dtype).reshape(rows, cols)
-    out = np.empty((height, width), dtype=dtype)
-    LaneResizer(rows, cols, height, width, dtype).resize(packed, out)
-    got = out.view(np.uint8).reshape(height, width, lanes)
-    for lane in range(lanes):
+    words = np.ascontiguousarray(grey).view(np.uint32).reshape(rows, cols)
+    size = max(height, width)
+    out = _render(words, 32, None, height, width, [(f, f, f, f) for f in range(4)], size)
+    for lane in range(4):
         expected = _pillow(np.ascontiguousarray(grey[..., lane]), height, width)
-        assert np.array_equal(got[..., lane], expected), f"lane {lane}"
+        for channel in range(3):
+            assert np.array_equal(out[lane, :height, :width, channel], expected), lane
 
 
-def test_two_tap_plans_match_pillow_on_every_size() -> None:
+def test_kernel_windows_through_the_table_into_chosen_channels_of_a_letterbox() -> None:
+    """16-bit stored values through a packed table; lanes picked per channel; the kernel
+    writes only the resized region (top/left), never the letterbox around it."""
+    rng = np.random.default_rng(5)
+    stored = rng.integers(-1024, 3000, (60, 100), dtype=np.int16)
+    mappings = tuple(ct_window(w) for w in ("abdomen", "lung", "bone"))
+    lut = packed_lut(mappings, 1.0, -1024.0, True, 16, False)
+    layout = Layout.fit(60, 100, 64)
+    out = _render(stored, 16, lut, layout.height, layout.width, [(1, 2, 0, 1), (3, 1, 1, 1)],
+                  64, layout.top, layout.left)
+    region = (slice(layout.top, layout.top + layout.height),
+              slice(layout.left, layout.left + layout.width))
+    for frame, lanes in ((1, (2, 0, 1)), (3, (1, 1, 1))):
+        for channel, lane in enumerate(lanes):
+            single = stored_value_lut(mappings[lane], 1.0, -1024.0, True, 16, False)
+            expected = _pillow(single[stored.view(np.uint16)], layout.height, layout.width)
+            assert np.array_equal(out[frame][region][..., channel], expected)
+        outside = out[frame].copy()
+        outside[region] = 7
+        assert (outside == 7).all()
+    assert (out[0] == 7).all() and (out[2] == 7).all()
+
+
+def test_kernel_refuses_what_would_write_out_of_bounds() -> None:
+    words = np.zeros((8, 8), dtype=np.uint32)
+    out = np.zeros((2, 8, 8, 3), dtype=np.uint8)
+    scratch = np.empty(8 + 9 * 8, dtype=np.uint32)
+    axis = axis_table(8, 8)
+
+    def call(**change: object) -> None:
+        args: dict[str, object] = dict(src=words, bits=32, lut=None, h=axis, v=axis, out=out,
+                                       targets=np.array([[0, 0, 0, 0]], dtype=np.int32),
+                                       offset=0, size=8, top=0, left=0, scratch=scratch)
+        args.update(change)
+        _slice_kernel.render(*args.values())  # type: ignore[arg-type]
+
+    call()
+    for change, message in [
+        ({"targets": np.array([[2, 0, 0, 0]], dtype=np.int32)}, "outside 2 frames"),
+        ({"offset": -1}, "outside 2 frames"),
+        ({"targets": np.array([[0, 4, 0, 0]], dtype=np.int32)}, "lane 4"),
+        ({"scratch": scratch[:10]}, "scratch"),
+        ({"top": 1}, "does not fit"),
+        ({"src": words[:4]}, "source holds"),
+        ({"bits": 16}, "need a lookup table"),
+        ({"bits": 8, "lut": np.zeros(255, dtype=np.uint32)}, "lookup table holds"),
+        ({"lut": np.zeros(256, dtype=np.uint32)}, "no lookup table"),
+        ({"bits": 12}, "bits must be"),
+        ({"h": axis[:-1]}, "malformed"),
+        ({"v": axis_table(9, 8)}, "source holds"),
+        ({"h": axis_table(8, 9)}, "does not fit"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call(**change)
+
+
+def test_two_tap_form_is_pillow_on_every_size() -> None:
+    """Where the kernel averages two pixels (or copies one) instead of Pillow's weighted sum,
+    the result is Pillow's, for every pair of sizes here."""
     rng = np.random.default_rng(3)
     covered = 0
     for n_in in SIZES:
         for n_out in SIZES:
-            plan = axis_plan(n_in, n_out)
-            if plan is None:
+            table = axis_table(n_in, n_out)
+            if not table[3]:
                 assert n_in / n_out >= 2  # only scales of 2 or more need more taps
                 continue
             covered += 1
+            pairs = [two_taps(xmin, w) for xmin, w in pillow_box_coefficients(n_in, n_out)]
+            first = np.array([p[0] for p in pairs if p])
+            second = np.array([p[1] for p in pairs if p])
             row = rng.integers(0, 256, (2, n_in), dtype=np.uint8)
-            mean = (row[:, plan.first].astype(np.uint16) + row[:, plan.second] + 1) >> 1
+            mean = (row[:, first].astype(np.uint16) + row[:, second] + 1) >> 1
             assert np.array_equal(mean.astype(np.uint8), _pillow(row, 2, n_out)), (n_in, n_out)
     assert covered > 350
 
