@@ -133,6 +133,49 @@ vertical(const Axis *v, int i, const uint32_t *middle, int width, uint32_t *out)
         out[c] = weighted(base + c, width, k, v->xlen[i]);
 }
 
+/* One output row into a frame: byte lanes[c] of every word → channel c of its pixel. */
+static void
+write_rgb_plain(const uint32_t *row, int width, const int32_t *lanes, uint8_t *dst)
+{
+    int s0 = 8 * lanes[0], s1 = 8 * lanes[1], s2 = 8 * lanes[2];
+    int j = 0;
+    /* Four-byte stores, each overwritten by the next pixel but the last. */
+    for (; j + 1 < width; j++) {
+        uint32_t w = row[j];
+        uint32_t rgb = ((w >> s0) & 255) | ((w >> s1) & 255) << 8 | ((w >> s2) & 255) << 16;
+        memcpy(dst + 3 * j, &rgb, 4);
+    }
+    uint32_t w = row[j];
+    dst[3 * j] = (uint8_t)(w >> s0);
+    dst[3 * j + 1] = (uint8_t)(w >> s1);
+    dst[3 * j + 2] = (uint8_t)(w >> s2);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <tmmintrin.h>
+/* The same with SSSE3's byte shuffle: 4 words → 12 bytes a step (every x86-64 CPU since
+ * 2006 has it; checked at import, the plain loop otherwise). The 16-byte store's last 4
+ * bytes land on pixels j+4 and j+5, written later, so it stops 6 pixels from the end. */
+__attribute__((target("ssse3"))) static void
+write_rgb_ssse3(const uint32_t *row, int width, const int32_t *lanes, uint8_t *dst)
+{
+    uint8_t order[16];
+    for (int k = 0; k < 12; k++)
+        order[k] = (uint8_t)(4 * (k / 3) + lanes[k % 3]);
+    for (int k = 12; k < 16; k++)
+        order[k] = 0x80;
+    __m128i shuffle = _mm_loadu_si128((const __m128i *)order);
+    int j = 0;
+    for (; j + 6 <= width; j += 4) {
+        __m128i words = _mm_loadu_si128((const __m128i *)(row + j));
+        _mm_storeu_si128((__m128i *)(dst + 3 * j), _mm_shuffle_epi8(words, shuffle));
+    }
+    write_rgb_plain(row + j, width - j, lanes, dst + 3 * j);
+}
+#endif
+
+static void (*write_rgb)(const uint32_t *, int, const int32_t *, uint8_t *) = write_rgb_plain;
+
 typedef struct {
     const void *src;
     int bits;  /* 8 or 16: stored values through `lut`; 32: lane words already */
@@ -179,19 +222,7 @@ run(const Job *job)
             const int32_t *target = job->targets + 4 * t;
             uint8_t *dst = job->out + (Py_ssize_t)(target[0] + job->offset) * job->frame_bytes
                            + (Py_ssize_t)(job->top + i) * row_bytes + (Py_ssize_t)job->left * 3;
-            int s0 = 8 * target[1], s1 = 8 * target[2], s2 = 8 * target[3];
-            int j = 0;
-            /* Four-byte stores, each overwritten by the next pixel but the last. */
-            for (; j + 1 < width; j++) {
-                uint32_t w = row_out[j];
-                uint32_t rgb = ((w >> s0) & 255) | ((w >> s1) & 255) << 8
-                               | ((w >> s2) & 255) << 16;
-                memcpy(dst + 3 * j, &rgb, 4);
-            }
-            uint32_t w = row_out[j];
-            dst[3 * j] = (uint8_t)(w >> s0);
-            dst[3 * j + 1] = (uint8_t)(w >> s1);
-            dst[3 * j + 2] = (uint8_t)(w >> s2);
+            write_rgb(row_out, width, target + 1, dst);
         }
     }
 }
@@ -311,5 +342,10 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__slice_kernel(void)
 {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("ssse3"))
+        write_rgb = write_rgb_ssse3;
+#endif
     return PyModule_Create(&module);
 }
