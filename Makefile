@@ -7,7 +7,10 @@ BIN := $(VENV)/bin
 VLLM_VENV ?= $(HOME)/.cache/radraft/vllm-venv
 export VLLM_VENV
 APT_PACKAGES := dcmtk dicom3tools orthanc chromium chromium-driver docker-compose strace iproute2 systemd
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# The C extension (the frames' slice kernel) is built by the editable install: its source
+# is part of the stamp, so an edit rebuilds it.
+NATIVE := reporting/frames/_slice_kernel.c
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(NATIVE) | sha1sum | cut -c1-12)
 
 .PHONY: demo test venv system services lint pytest vllm-venv migration clean
 
@@ -16,7 +19,7 @@ demo: $(STAMP)
 
 test: system $(STAMP) services vllm-venv lint pytest
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(NATIVE)
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	# torch is pinned to the CPU wheel: an unpinned torch pulls gigabytes of CUDA packages.

@@ -12,8 +12,7 @@ import pytest
 from PIL import Image
 
 from radraft.core.settings import FrameRecipe
-from radraft.reporting.frames import build_frame_sequence
-from radraft.reporting.frames import _slice_kernel
+from radraft.reporting.frames import _slice_kernel, build_frame_sequence
 from radraft.reporting.frames.box import axis_table, pillow_box_coefficients, two_taps
 from radraft.reporting.frames.render import Layout, packed_lut
 from radraft.reporting.frames.windows import CT_WINDOWS, ct_window, stored_value_lut
@@ -178,3 +177,25 @@ def test_frames_equal_the_plain_computation(tmp_path: Path, size: int) -> None:
         windows=windows, pack_windows=True, frame_size=size, max_frames=10_000))
     plain = seq.frames[:, :, :, 0].reshape(2, 3, 6, size, size)  # phase, window, slice
     assert np.array_equal(packed.frames, np.moveaxis(plain, 1, -1).reshape(12, size, size, 3))
+
+
+@pytest.mark.parametrize("combine", ["average", "mip"])
+def test_slab_frames_equal_the_plain_computation(tmp_path: Path, combine: str) -> None:
+    """Slabs are combined and windowed in float (lane words), then the kernel resizes."""
+    study = write_phantom_study(tmp_path / "ct", phases=["portal venous"], slices=12, size=96)
+    seq = build_frame_sequence(study.directory, recipe=FrameRecipe(
+        windows=["abdomen", "bone"], frame_size=64, max_frames=8, combine=combine))
+    datasets = sorted((pydicom.dcmread(p) for p in study.directory.rglob("*.dcm")),
+                      key=lambda d: -float(d.ImagePositionPatient[2]))
+    hu = np.stack([d.pixel_array.astype(np.float32) * np.float32(d.RescaleSlope)
+                   + np.float32(d.RescaleIntercept) for d in datasets])
+    for w, name in enumerate(["abdomen", "bone"]):
+        centre, width = CT_WINDOWS[name]
+        for f, slab in enumerate(np.array_split(np.arange(12), 4)):
+            combined = hu[slab].max(axis=0) if combine == "mip" else hu[slab].mean(axis=0)
+            grey = np.rint(np.clip((combined - (centre - width / 2)) / width, 0, 1) * 255)
+            expected = _pillow(grey.astype(np.uint8), 64, 64)
+            got = seq.frames[4 * w + f]
+            assert np.abs(got[..., 0].astype(int) - expected).max() <= 1, (name, f)
+            assert np.array_equal(got[..., 0], got[..., 1])
+            assert np.array_equal(got[..., 0], got[..., 2])
