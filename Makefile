@@ -12,14 +12,14 @@ APT_PACKAGES := dcmtk dicom3tools orthanc chromium chromium-driver docker-compos
 NATIVE := reporting/frames/_slice_kernel.c
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(NATIVE) | sha1sum | cut -c1-12)
 
-.PHONY: demo test venv system services lint pytest vllm-venv migration clean
+.PHONY: demo test venv compiler system services lint pytest vllm-venv migration clean
 
 demo: $(STAMP)
 	$(BIN)/radraft demo
 
 test: system $(STAMP) services vllm-venv lint pytest
 
-$(STAMP): pyproject.toml $(NATIVE)
+$(STAMP): pyproject.toml $(NATIVE) | compiler
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 	# torch is pinned to the CPU wheel: an unpinned torch pulls gigabytes of CUDA packages.
@@ -29,6 +29,15 @@ $(STAMP): pyproject.toml $(NATIVE)
 	touch $@
 
 venv: $(STAMP)
+
+# The slice kernel needs a C compiler and Python's headers to install (`make demo` on a
+# bare machine too); Debian's own python3 keeps its headers in python3-dev.
+compiler:
+	@command -v cc >/dev/null || { echo "installing a C compiler (gcc) for the slice kernel"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev; }
+	@$(PY) -c "import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()['include'], 'Python.h')))" \
+	  || { echo "installing python3-dev (Python.h) for the slice kernel"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-dev; }
 
 system:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
