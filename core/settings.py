@@ -66,7 +66,7 @@ class DicomSettings(_Strict):
     allowed_calling_aets: list[str] = Field(default_factory=list)
     stable_seconds: float = Field(30.0, gt=0)
     min_free_bytes: int = Field(1 << 30, ge=0)
-    # Receiving processes sharing the port (SO_REUSEPORT); pydicom parsing is GIL-bound.
+    # Receiving processes (the node dispatches associations to them); parsing is GIL-bound.
     receive_processes: int = Field(1, ge=1, le=32)
     maximum_pdu_size: int = Field(0, ge=0)
     network_timeout_s: float = Field(60.0, gt=0)

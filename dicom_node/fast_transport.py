@@ -274,10 +274,20 @@ def accelerate(assoc: Association, early_sync: EarlySync) -> None:
 class FastRequestHandler(RequestHandler):
     """pynetdicom's request handler, creating associations with the event-driven waits.
 
-    Its server carries the receiver's `early_sync` (see `receiver.ReusePortServer`).
+    Its server carries the receiver's `early_sync` and hears when each association's
+    thread ends (see `receiver.NodeServer`).
     """
 
     def _create_association(self) -> Association:
         assoc = super()._create_association()
         accelerate(assoc, self.server.early_sync)  # type: ignore[attr-defined]
+        run, ended = assoc.run, self.server.association_ended  # type: ignore[attr-defined]
+
+        def run_then_report() -> None:
+            try:
+                run()
+            finally:
+                ended()
+
+        assoc.run = run_then_report  # type: ignore[method-assign]
         return assoc

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
+from radraft.dicom_node.dispatch import Dispatcher
 from radraft.dicom_node.purge import purge_for_settings
 from radraft.dicom_node.receiver import Receiver, spawn_receivers
 from radraft.dicom_node.repair import repair_index
@@ -38,14 +39,17 @@ class DicomNode:
             poll_interval_s=poll_interval_s,
         )
         self._receiver: Receiver | None = None
+        self._dispatcher: Dispatcher | None = None
         self._processes: list[mp.process.BaseProcess] = []
         self._stop_processes: Any = None
 
     @property
     def port(self) -> int:
-        """The bound port (useful with port 0 and one receiving process)."""
+        """The bound port (useful with port 0)."""
         if self._receiver is not None:
             return self._receiver.port
+        if self._dispatcher is not None:
+            return self._dispatcher.port
         return self.settings.dicom.port
 
     def start(self) -> None:
@@ -61,9 +65,16 @@ class DicomNode:
             self._receiver = Receiver(self.settings, lambda: purge_for_settings(self.settings))
             self._receiver.start()
         else:
-            self._processes, self._stop_processes = spawn_receivers(
-                self.settings, count, purge_for_settings
-            )
+            dicom = self.settings.dicom
+            self._dispatcher = Dispatcher(dicom.host, dicom.port, count)
+            try:
+                self._processes, self._stop_processes = spawn_receivers(
+                    self.settings, self._dispatcher.receiver_ends, purge_for_settings
+                )
+            except BaseException:
+                self._dispatcher.close()
+                raise
+            self._dispatcher.start()
         self.monitor.start()
         log.info(
             "DICOM node %s listening on %s:%d (%d receiving process%s)",
@@ -76,6 +87,8 @@ class DicomNode:
         if self._receiver is not None:
             self._receiver.stop()
             self._receiver = None
+        if self._dispatcher is not None:
+            self._dispatcher.stop_accepting()
         if self._stop_processes is not None:
             self._stop_processes.set()
             for process in self._processes:
@@ -83,3 +96,6 @@ class DicomNode:
                 if process.is_alive():
                     process.kill()
             self._processes = []
+        if self._dispatcher is not None:
+            self._dispatcher.close()
+            self._dispatcher = None

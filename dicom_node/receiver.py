@@ -1,11 +1,14 @@
-"""One receiving process: a pynetdicom acceptor bound with SO_REUSEPORT.
+"""One receiving process: a pynetdicom acceptor on the node's port, or fed by its dispatcher.
 
-Several receivers may share the port (`dicom.receive_processes`): the kernel spreads
-associations over them, which lifts the GIL ceiling of pure-Python PDU handling.
+With one receiving process it listens itself (`NodeServer`). With several
+(`dicom.receive_processes`), which lifts the GIL ceiling of pure-Python PDU handling, the
+node's process listens and `dispatch.Dispatcher` hands each connection to the process with
+the fewest open associations (`HandedServer`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing as mp
@@ -25,6 +28,7 @@ from radraft.core.db import make_engine
 from radraft.core.settings import Settings
 from radraft.dicom_node import file_meta, received_file
 from radraft.dicom_node.disk import DiskGuard
+from radraft.dicom_node.dispatch import ENDED, receive_connection
 from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.errors import NodeStartError
 from radraft.dicom_node.fast_transport import FastRequestHandler, install_reactor_clock
@@ -36,22 +40,61 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 
 
-class ReusePortServer(ThreadedAssociationServer):
-    """pynetdicom's threaded acceptor with SO_REUSEPORT and TCP_NODELAY on every socket."""
+class NodeServer(ThreadedAssociationServer):
+    """pynetdicom's threaded acceptor with TCP_NODELAY on every socket."""
 
     daemon_threads = True
     early_sync: EarlySync  # set by Receiver.start, read by FastRequestHandler
-
-    def server_bind(self) -> None:
-        assert self.socket is not None
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()
         # Nagle against delayed ACKs caps small-PDU transfers near 20 instances/s.
         client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return client, address
+
+    def association_ended(self) -> None:
+        """Called by each association's thread as it ends (FastRequestHandler)."""
+
+
+class HandedServer(NodeServer):
+    """A receiving process's server: its "listening" socket is its channel to the node's
+    dispatcher, which sends connections (TCP_NODELAY already set); each association's end
+    goes back on the same channel."""
+
+    def __init__(self, *args: Any, channel: socket.socket, **kwargs: Any) -> None:
+        self.channel = channel
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
+        super().__init__(*args, **kwargs)
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.close()  # the TCP socket socketserver made: the node listens instead
+        self.socket = self.channel
+
+    def server_activate(self) -> None:
+        pass
+
+    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
+        connection = receive_connection(self.channel)
+        if connection is None:
+            # The node is gone (PR_SET_PDEATHSIG ends this process too): stop serving.
+            threading.Thread(target=self.shutdown, daemon=True).start()
+            raise OSError("the node's dispatcher closed the channel")
+        address = connection.getpeername()
+        return connection, (str(address[0]), int(address[1]))
+
+    def association_ended(self) -> None:
+        with contextlib.suppress(OSError):  # the node is gone; nobody counts any more
+            self.channel.send(ENDED)
+
+    def shutdown(self) -> None:
+        """Stop serving (once: the node's stop and a closed channel may both ask)."""
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        super().shutdown()
 
 
 def configure_pynetdicom() -> None:
@@ -90,8 +133,10 @@ def build_ae(settings: Settings) -> AE:
 class Receiver:
     """An acceptor storing into `settings.data_dir`, serving on its own threads."""
 
-    def __init__(self, settings: Settings, purge: Callable[[], int]) -> None:
+    def __init__(self, settings: Settings, purge: Callable[[], int],
+                 channel: socket.socket | None = None) -> None:
         self.settings = settings
+        self.channel = channel  # from the node's dispatcher; None: listen on the port
         self.store = InstanceStore(settings.dicom_dir)
         disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes, purge)
         self.early_sync = EarlySync()
@@ -102,7 +147,7 @@ class Receiver:
             self.store, self.engine, disk, uid_root=settings.site.uid_root,
             placer=self.placer, synced=self.early_sync.wait,
         )
-        self._server: ReusePortServer | None = None
+        self._server: NodeServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -118,12 +163,15 @@ class Receiver:
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
             *self.handler.assoc_log.handlers(),
         ]
+        extra: dict[str, Any] = {}
+        if self.channel is not None:
+            extra = {"server_class": HandedServer, "channel": self.channel}
         server = ae.make_server(
             (self.settings.dicom.host, self.settings.dicom.port), ae_title=ae.ae_title,
-            evt_handlers=handlers, server_class=ReusePortServer,
-            request_handler=FastRequestHandler,
+            evt_handlers=handlers, request_handler=FastRequestHandler,
+            **({"server_class": NodeServer} | extra),
         )
-        assert isinstance(server, ReusePortServer)
+        assert isinstance(server, NodeServer)
         server.early_sync = self.early_sync
         # As AE.start_server does: the server's shutdown() unregisters itself from the AE.
         ae._servers.append(server)
@@ -154,6 +202,7 @@ def _die_with_parent() -> None:
 
 def receiver_process_main(
     settings: Settings, ready: Any, stop: Any, purge: Callable[[Settings], int],
+    channel: socket.socket,
 ) -> None:
     """Entry point of one receiving process (spawned by DicomNode)."""
     _die_with_parent()
@@ -162,7 +211,7 @@ def receiver_process_main(
     # pynetdicom's chunk files are created in the temp dir: keep it on the store's file
     # system so the final rename is atomic and costs no copy. This process owns it.
     tempfile.tempdir = str(settings.data_dir / "tmp")
-    receiver = Receiver(settings, lambda: purge(settings))
+    receiver = Receiver(settings, lambda: purge(settings), channel)
     receiver.start()
     ready.set()
     stop.wait()
@@ -170,17 +219,18 @@ def receiver_process_main(
 
 
 def spawn_receivers(
-    settings: Settings, count: int, purge: Callable[[Settings], int],
+    settings: Settings, channels: list[socket.socket], purge: Callable[[Settings], int],
 ) -> tuple[list[mp.process.BaseProcess], Any]:
-    """Start `count` receiving processes; returns them and the event that stops them."""
+    """One receiving process per dispatcher channel; returns them and the event that stops
+    them."""
     context = mp.get_context("spawn")
     stop = context.Event()
     processes: list[mp.process.BaseProcess] = []
     readies = []
-    for index in range(count):
+    for index, channel in enumerate(channels):
         ready = context.Event()
         process = context.Process(
-            target=receiver_process_main, args=(settings, ready, stop, purge),
+            target=receiver_process_main, args=(settings, ready, stop, purge, channel),
             name=f"dicom-receiver-{index}", daemon=True,
         )
         process.start()

@@ -1,4 +1,4 @@
-"""Two receiving processes on one port (SO_REUSEPORT), four concurrent associations."""
+"""Two receiving processes fed by the node's dispatcher, four concurrent associations."""
 
 from __future__ import annotations
 
