@@ -28,6 +28,11 @@ ENDED = b"E"  # receiver → node: one association ended
 _HANDED = b"C"  # node → receiver: the attached descriptor is a new connection
 
 
+def no_delay(connection: socket.socket) -> None:
+    """TCP_NODELAY: Nagle against delayed ACKs caps small-PDU transfers near 20 instances/s."""
+    connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def receive_connection(channel: socket.socket) -> socket.socket | None:
     """The next connection handed over `channel` (a receiver's end); None once it closed."""
     message, fds, _flags, _address = socket.recv_fds(channel, 16, 4)
@@ -115,8 +120,7 @@ class Dispatcher:
             log.warning("accept failed: %s", exc)
             return
         with connection:
-            # Nagle against delayed ACKs caps small-PDU transfers near 20 instances/s.
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            no_delay(connection)
             while (index := self.choose()) is not None:
                 try:
                     socket.send_fds(self.channels[index], [_HANDED], [connection.fileno()])

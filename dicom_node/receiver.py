@@ -28,7 +28,7 @@ from radraft.core.db import make_engine
 from radraft.core.settings import Settings
 from radraft.dicom_node import file_meta, received_file
 from radraft.dicom_node.disk import DiskGuard
-from radraft.dicom_node.dispatch import ENDED, receive_connection
+from radraft.dicom_node.dispatch import ENDED, no_delay, receive_connection
 from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.errors import NodeStartError
 from radraft.dicom_node.fast_transport import FastRequestHandler, install_reactor_clock
@@ -48,8 +48,7 @@ class NodeServer(ThreadedAssociationServer):
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()
-        # Nagle against delayed ACKs caps small-PDU transfers near 20 instances/s.
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        no_delay(client)
         return client, address
 
     def association_ended(self) -> None:
@@ -163,13 +162,13 @@ class Receiver:
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
             *self.handler.assoc_log.handlers(),
         ]
-        extra: dict[str, Any] = {}
-        if self.channel is not None:
-            extra = {"server_class": HandedServer, "channel": self.channel}
+        # Fed by the node's dispatcher, or listening on the port itself.
+        extra: dict[str, Any] = {} if self.channel is None else {"channel": self.channel}
+        server_class = NodeServer if self.channel is None else HandedServer
         server = ae.make_server(
             (self.settings.dicom.host, self.settings.dicom.port), ae_title=ae.ae_title,
             evt_handlers=handlers, request_handler=FastRequestHandler,
-            **({"server_class": NodeServer} | extra),
+            server_class=server_class, **extra,
         )
         assert isinstance(server, NodeServer)
         server.early_sync = self.early_sync

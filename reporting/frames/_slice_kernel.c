@@ -300,7 +300,7 @@ render(PyObject *self, PyObject *args)
                 goto done;
             }
     }
-    Py_ssize_t need = (cols + pixels / cols * job.h.n_out + job.h.n_out) * 4;
+    Py_ssize_t need = (cols + ((Py_ssize_t)rows + 1) * job.h.n_out) * 4;
     if (scratch.len < need) {
         PyErr_Format(PyExc_ValueError, "scratch holds %zd bytes, %zd needed", scratch.len, need);
         goto done;
