@@ -161,8 +161,21 @@ class FolderDestination(_Strict):
     path: Path
 
 
+class DicomwebDestination(_Strict):
+    """A DICOMweb PACS receiving the SR, TID 1500 and KOS by STOW-RS."""
+
+    kind: Literal["dicomweb"]
+    # The service root: STOW-RS posts to <url>/studies.
+    url: str = Field(pattern=r"^https?://")
+    token: SecretStr = SecretStr("")
+    timeout_s: float = Field(30.0, gt=0)
+    # A CA bundle (PEM) to verify the PACS's certificate; empty: the system's CAs.
+    tls_ca: Path | None = None
+
+
 Destination = Annotated[
-    DicomDestination | Hl7Destination | FolderDestination, Field(discriminator="kind")
+    DicomDestination | Hl7Destination | FolderDestination | DicomwebDestination,
+    Field(discriminator="kind"),
 ]
 
 

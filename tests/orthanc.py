@@ -27,6 +27,8 @@ from typing import Any
 import httpx
 
 ORTHANC_BIN = "/usr/sbin/Orthanc"
+# Debian's orthanc-dicomweb: STOW-RS, QIDO-RS and WADO-RS under <url>/dicom-web.
+DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 
 
 def _free_port() -> int:
@@ -55,6 +57,7 @@ class OrthancServer:
     http_port: int = 0
     sync_storage: bool = True
     extra_config: dict[str, Any] = field(default_factory=dict)
+    dicomweb: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     def config(self) -> dict[str, Any]:
@@ -81,12 +84,19 @@ class OrthancServer:
             "DicomScuTimeout": 30,
             "DicomAssociationCloseDelay": 0,
         }
+        if self.dicomweb:
+            config["Plugins"] = [DICOMWEB_PLUGIN]
+            config["DicomWeb"] = {"Enable": True, "Root": "/dicom-web/"}
         config.update(self.extra_config)
         return config
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def dicomweb_url(self) -> str:
+        return f"{self.url}/dicom-web"
 
     def start(self, timeout: float = 30.0) -> OrthancServer:
         self.folder.mkdir(parents=True, exist_ok=True)

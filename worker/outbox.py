@@ -19,13 +19,14 @@ from radraft.core.db import Delivery, Draft, Study, db_now
 from radraft.core.errors import PermanentDeliveryError, TransientDeliveryError
 from radraft.core.settings import (
     DicomDestination,
+    DicomwebDestination,
     FolderDestination,
     Hl7Destination,
     Settings,
 )
 from radraft.worker.backoff import next_attempt
 from radraft.worker.jobs import closed_order
-from radraft.worker.senders import SUFFIX, send_dicom, send_hl7, write_folder
+from radraft.worker.senders import SUFFIX, send_dicom, send_dicomweb, send_hl7, write_folder
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ FOLDER_LEASE_S = 60.0
 
 def claim_lease_s(settings: Settings, destination: str) -> float:
     dest = settings.destinations.get(destination)
-    if isinstance(dest, DicomDestination | Hl7Destination):
+    if isinstance(dest, DicomDestination | Hl7Destination | DicomwebDestination):
         return 3 * dest.timeout_s + 5
     return FOLDER_LEASE_S
 
@@ -67,7 +68,7 @@ def add_deliveries(
         for item in items:
             if item.destination is not None and item.destination != name:
                 continue
-            if isinstance(dest, DicomDestination) and item.payload_kind not in (
+            if isinstance(dest, DicomDestination | DicomwebDestination) and item.payload_kind not in (
                 "sr", "tid1500", "kos"
             ):
                 continue
@@ -111,6 +112,9 @@ def _send(settings: Settings, row: Delivery, study_uid: str) -> str:
         return send_dicom(dest, settings, row.payload)
     if isinstance(dest, Hl7Destination):
         return send_hl7(dest, row.payload)
+    if isinstance(dest, DicomwebDestination):
+        # message_id is the object's SOP Instance UID (derived from the job key).
+        return send_dicomweb(dest, row.payload, row.message_id)
     assert isinstance(dest, FolderDestination)
     name = f"{row.payload_kind}-{row.message_id}{SUFFIX.get(row.payload_kind, '.bin')}"
     return f"written {write_folder(dest, study_uid, name, row.payload)}"

@@ -10,11 +10,13 @@ from pathlib import Path
 from radraft.core.errors import TransientDeliveryError
 from radraft.core.settings import (
     DicomDestination,
+    DicomwebDestination,
     FolderDestination,
     Hl7Destination,
     Settings,
 )
 from radraft.dicom_node.client import Peer, store_bytes
+from radraft.dicom_node.client.stow import StowTarget, stow_bytes
 
 SUFFIX = {"sr": ".dcm", "tid1500": ".dcm", "kos": ".dcm", "oru": ".hl7", "alert": ".hl7",
           "escalation": ".hl7",
@@ -29,6 +31,14 @@ def send_dicom(dest: DicomDestination, settings: Settings, payload: bytes) -> st
         payload,
     )
     return f"C-STORE status 0x{result.status:04X}"
+
+
+def send_dicomweb(dest: DicomwebDestination, payload: bytes, sop_uid: str) -> str:
+    target = StowTarget(
+        dest.url, dest.token.get_secret_value(), dest.timeout_s,
+        str(dest.tls_ca) if dest.tls_ca else True,
+    )
+    return stow_bytes(target, payload, sop_uid)
 
 
 def _mllp_sender() -> Hl7Send:
