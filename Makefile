@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # vLLM lives in a virtual environment of its own, outside the checkout, kept between runs.
 VLLM_VENV ?= $(HOME)/.cache/radraft/vllm-venv
 export VLLM_VENV
-APT_PACKAGES := dcmtk dicom3tools orthanc chromium chromium-driver docker-compose strace iproute2 systemd
+APT_PACKAGES := dcmtk dicom3tools orthanc orthanc-dicomweb chromium chromium-driver docker-compose strace iproute2 systemd
 # The C extension (the frames' slice kernel) is built by the editable install: its source
 # is part of the stamp, so an edit rebuilds it.
 NATIVE := reporting/frames/_slice_kernel.c

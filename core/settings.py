@@ -103,6 +103,37 @@ class WebSettings(_Strict):
     escalate_after_minutes: float = Field(15.0, gt=0)
 
 
+class DicomwebSettings(_Strict):
+    """STOW-RS receive on the console's port (`POST /dicomweb/studies`)."""
+
+    # Sending system name -> its bearer token; empty: STOW-RS is off. The name is recorded
+    # as the instances' sender (16 characters at most, like an AE title).
+    senders: dict[Annotated[str, Field(min_length=1, max_length=16)], SecretStr] = Field(
+        default_factory=dict)
+    max_instance_bytes: int = Field(1 << 30, ge=1024)
+    max_request_bytes: int = Field(8 << 30, ge=1024)
+
+
+class ViewerSettings(_Strict):
+    """The site's image viewer, linked from the console's study page and the ED board."""
+
+    # e.g. "https://ohif.example/viewer?StudyInstanceUIDs={study_uid}"; placeholders:
+    # {study_uid}, {series_uid}, {sop_uid} (URL-encoded). Empty: no viewer links.
+    url_template: str = ""
+
+    @field_validator("url_template")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://", "/")):
+            raise ValueError("must start with http://, https:// or /")
+        try:
+            value.format(study_uid="1", series_uid="1", sop_uid="1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"unknown placeholder {exc}: use {{study_uid}}, {{series_uid}}, "
+                             "{sop_uid}") from exc
+        return value
+
+
 class ModelSettings(_Strict):
     backend: Literal["transformers", "openai"] = "transformers"
     # Model directory for the in-process backend; empty: <data_dir>/models/tiny.
@@ -253,6 +284,8 @@ class Settings(BaseSettings):
     dicom: DicomSettings = Field(default_factory=DicomSettings)
     hl7: Hl7Settings = Field(default_factory=Hl7Settings)
     web: WebSettings = Field(default_factory=WebSettings)
+    dicomweb: DicomwebSettings = Field(default_factory=DicomwebSettings)
+    viewer: ViewerSettings = Field(default_factory=ViewerSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     pacs: PacsSettings = Field(default_factory=PacsSettings)
     profiles: dict[str, ProfileSettings] = Field(default_factory=_default_profiles)

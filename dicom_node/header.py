@@ -87,18 +87,26 @@ def _age_years(age: str, birth: str, study: str) -> int | None:
     return years if years >= 0 else None
 
 
+def read_header_as_sent(path: Path) -> InstanceHeader:
+    """The header of the file at `path`, its identity not yet checked against anything.
+
+    Raises CannotUnderstand (0xC000) when it cannot be parsed.
+    """
+    try:
+        return _header_of(_fields_of(path))
+    except Exception as exc:
+        # Untrusted bytes: pydicom (and zlib for deflate) raise errors of many types on
+        # malformed input; every one of them means "cannot understand" (0xC000).
+        raise CannotUnderstand(f"cannot parse dataset: {type(exc).__name__}: {exc}") from exc
+
+
 def read_header(path: Path, *, affected_class: str, affected_instance: str) -> InstanceHeader:
     """Parse the header of the file at `path` and check its identity against the command.
 
     Raises CannotUnderstand (0xC000) when it cannot be parsed, IdentityMismatch (0xA900)
     when a UID is missing or differs from the C-STORE command's Affected UIDs.
     """
-    try:
-        header = _header_of(_fields_of(path))
-    except Exception as exc:
-        # Untrusted bytes: pydicom (and zlib for deflate) raise errors of many types on
-        # malformed input; every one of them means "cannot understand" (0xC000).
-        raise CannotUnderstand(f"cannot parse dataset: {type(exc).__name__}: {exc}") from exc
+    header = read_header_as_sent(path)
     missing = [
         name for name, value in (
             ("SOPInstanceUID", header.sop_uid), ("SOPClassUID", header.sop_class_uid),

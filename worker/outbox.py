@@ -68,9 +68,8 @@ def add_deliveries(
         for item in items:
             if item.destination is not None and item.destination != name:
                 continue
-            if isinstance(dest, DicomDestination | DicomwebDestination) and item.payload_kind not in (
-                "sr", "tid1500", "kos"
-            ):
+            is_dicom_peer = isinstance(dest, DicomDestination | DicomwebDestination)
+            if is_dicom_peer and item.payload_kind not in ("sr", "tid1500", "kos"):
                 continue
             if isinstance(dest, Hl7Destination) and item.destination != name:
                 continue  # HL7 is built per receiver (MSH-5/6, result status)
