@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI, Request, Response
@@ -51,6 +52,20 @@ def _no_enqueue(_wake: WakeUp) -> None:
     """Without a broker the sweeper sends the wake-up (rows are the source of truth)."""
 
 
+def viewer_link(template: str) -> Callable[..., str]:
+    """`viewer_url(study_uid, series_uid="", sop_uid="")` for the templates: the site's
+    viewer (`viewer.url_template`) with URL-encoded UIDs, or "" when none is configured."""
+
+    def viewer_url(study_uid: str, series_uid: str = "", sop_uid: str = "") -> str:
+        if not template:
+            return ""
+        return template.format(study_uid=quote(study_uid, safe=""),
+                               series_uid=quote(series_uid, safe=""),
+                               sop_uid=quote(sop_uid, safe=""))
+
+    return viewer_url
+
+
 def _templates(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     zone = ZoneInfo(settings.site.timezone)
@@ -63,6 +78,7 @@ def _templates(settings: Settings) -> Jinja2Templates:
             return "—"
         return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
 
+    templates.env.globals["viewer_url"] = viewer_link(settings.viewer.url_template)
     templates.env.filters["local"] = local
     templates.env.filters["seconds"] = seconds
     templates.env.globals["timezone"] = settings.site.timezone

@@ -8,7 +8,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
-from radraft.core.db import Delivery, Draft, Job, Study, WorkerHeartbeat, db_now
+from radraft.core.db import (
+    Delivery,
+    Draft,
+    DraftImage,
+    Job,
+    Study,
+    WorkerHeartbeat,
+    db_now,
+)
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.worker.heartbeat import ALIVE_WITHIN_S
@@ -113,6 +121,17 @@ def _not_superseded() -> object:
                            newer.profile == Draft.profile, newer.id > Draft.id)
 
 
+def _first_key_frames(session: Session, draft_ids: list[int]) -> dict[int, int]:
+    """Draft id -> the lowest cited frame index with a stored picture."""
+    if not draft_ids:
+        return {}
+    rows = session.execute(
+        select(DraftImage.draft_id, func.min(DraftImage.frame_index))
+        .where(DraftImage.draft_id.in_(draft_ids), DraftImage.kind == "frame")
+        .group_by(DraftImage.draft_id))
+    return {int(draft_id): int(index) for draft_id, index in rows}
+
+
 def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
     """Urgent/critical drafts not replaced by a newer draft: unacknowledged ones always,
     acknowledged ones for ED_KEEP. Unacknowledged first, critical first, oldest first."""
@@ -131,6 +150,7 @@ def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
                                              Delivery.payload_kind.in_(("alert", "escalation")))
                 .order_by(Delivery.id)):
             alerts.setdefault(draft_id, []).append(f"{dest} {kind}: {state}")
+    key_frames = _first_key_frames(session, [d.id for d, _ in pairs])
     limit = timedelta(minutes=settings.web.escalate_after_minutes)
     rows = []
     for draft, study in pairs:
@@ -146,6 +166,8 @@ def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
             acknowledged_by=draft.acknowledged_by, escalated_at=draft.escalated_at,
             overdue=draft.acknowledged_at is None and now - draft.created_at >= limit,
             alert_states=alerts.get(draft.id, []),
+            key_image_url=(f"/drafts/{draft.id}/frames/{key_frames[draft.id]}.png"
+                           if draft.id in key_frames else None),
         ))
     rows.sort(key=lambda r: (r.acknowledged_at is not None, r.triage != "critical",
                              r.study_arrived_at))

@@ -185,6 +185,7 @@ class EdRow(BaseModel):
     escalated_at: datetime | None
     overdue: bool = Field(description="unacknowledged past web.escalate_after_minutes")
     alert_states: list[str] = Field(description="'<destination>: <state>' of each alert row")
+    key_image_url: str | None = Field(None, description="the first cited key frame's picture")
 
 
 class RuleTestResult(BaseModel):
