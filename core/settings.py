@@ -232,8 +232,13 @@ class JobSettings(_Strict):
 
 
 class PacsSettings(_Strict):
-    """The PACS radraft queries for priors (C-FIND, then C-MOVE or C-GET)."""
+    """The PACS radraft queries for priors: `dimse` (C-FIND, then C-MOVE or C-GET) or
+    `dicomweb` (QIDO-RS, then WADO-RS from `url`)."""
 
+    kind: Literal["dimse", "dicomweb"] = "dimse"
+    # DICOMweb service root (kind dicomweb), e.g. https://pacs/dicom-web, and its token.
+    url: str = ""
+    token: SecretStr = SecretStr("")
     host: str = ""
     port: int = Field(104, ge=1, le=65535)
     ae_title: str = ""

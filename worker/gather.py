@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,6 +16,8 @@ from radraft.core.db import Instance, Series, Study
 from radraft.core.errors import DeliveryError, FrameError
 from radraft.core.settings import ProfileSettings, Settings
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
+from radraft.dicom_node.client.web_query import WebPacs, find_studies_web, get_study_web
+from radraft.dicom_node.storage import safe_name
 
 log = logging.getLogger(__name__)
 
@@ -84,43 +87,76 @@ def local_priors(
     return folders
 
 
-def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> list[Path]:
-    """C-FIND the PACS for this patient's earlier studies (same modality, date window) and
-    C-GET the newest N into <data_dir>/priors/<study>/. Empty when no PACS is configured.
+def modalities_in_study(ds: Dataset) -> set[str]:
+    """Modalities In Study of a C-FIND or QIDO-RS answer (multi-valued: a MultiValue)."""
+    value = ds.get("ModalitiesInStudy", "")
+    if isinstance(value, MultiValue):
+        return {str(v) for v in value if v}
+    return {v for v in str(value).split("\\") if v}
 
-    C-MOVE needs the PACS to know radraft's node as a destination: the moved instances then
-    arrive through the node (`pacs.retrieve: move`) and are found locally on the next draft.
+
+def _find(settings: Settings, patient_id: str, date_range: str) -> list[Dataset]:
+    pacs = settings.pacs
+    if pacs.kind == "dicomweb":
+        return find_studies_web(_web_pacs(settings), patient_id=patient_id,
+                                date_range=date_range)
+    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s)
+    return find_studies(peer, patient_id=patient_id, date_range=date_range)
+
+
+def _web_pacs(settings: Settings) -> WebPacs:
+    pacs = settings.pacs
+    return WebPacs(pacs.url, pacs.token.get_secret_value(), pacs.timeout_s)
+
+
+def _configured(settings: Settings) -> bool:
+    pacs = settings.pacs
+    return bool(pacs.url) if pacs.kind == "dicomweb" else bool(pacs.host)
+
+
+def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> list[Path]:
+    """Find this patient's earlier studies at the PACS (same modality, date window) and
+    fetch the newest N into <data_dir>/priors/<study>/. Empty when no PACS is configured.
+
+    `pacs.kind: dimse`: C-FIND, then C-GET; C-MOVE needs the PACS to know radraft's node as
+    a destination: the moved instances then arrive through the node (`pacs.retrieve: move`)
+    and are found locally on the next draft. `pacs.kind: dicomweb`: QIDO-RS, then WADO-RS.
     """
     pacs = settings.pacs
-    if not pacs.host or not study.patient_id or profile.max_priors == 0:
+    if not _configured(settings) or not study.patient_id or profile.max_priors == 0:
         return []
-    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s)
     earliest = _window_start(study, profile.prior_window_days)
     latest = study.study_date
     try:
-        found = find_studies(
-            peer, patient_id=study.patient_id,
-            date_range=f"{earliest}-{latest}" if earliest else "",
-        )
+        found = _find(settings, study.patient_id, f"{earliest}-{latest}" if earliest else "")
     except DeliveryError as exc:
-        log.warning("study %s: prior C-FIND failed (%s); drafting without PACS priors",
+        log.warning("study %s: prior search failed (%s); drafting without PACS priors",
                     study.study_uid, exc)
         return []
     modalities = set(study.modalities.split("\\")) if study.modalities else set()
     candidates = [
         ds for ds in found
         if str(ds.get("StudyInstanceUID", "")) != study.study_uid
-        and (not modalities or modalities & set(str(ds.get("ModalitiesInStudy", "")).split("\\")))
+        and (not modalities or modalities & modalities_in_study(ds))
     ]
     candidates.sort(key=lambda ds: str(ds.get("StudyDate", "")), reverse=True)
     folders = []
     for ds in candidates[: profile.max_priors]:
         uid = str(ds.StudyInstanceUID)
-        target = settings.data_dir / "priors" / uid
-        if pacs.retrieve == "get":
-            if not (target.exists() and any(target.iterdir())):
+        target = settings.data_dir / "priors" / safe_name(uid)
+        held = target.exists() and any(target.iterdir())
+        if pacs.kind == "dicomweb":
+            if not held:
+                get_study_web(_web_pacs(settings), uid, target)
+            folders.append(target)
+        elif pacs.retrieve == "get":
+            if not held:
+                peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
+                            pacs.timeout_s)
                 get_study(peer, uid, target)
             folders.append(target)
         else:
+            peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
+                        pacs.timeout_s)
             move_study(peer, uid, settings.dicom.ae_title)
     return folders
