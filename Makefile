@@ -12,12 +12,12 @@ APT_PACKAGES := dcmtk dicom3tools orthanc orthanc-dicomweb chromium chromium-dri
 NATIVE := reporting/frames/_slice_kernel.c
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(NATIVE) | sha1sum | cut -c1-12)
 
-.PHONY: demo test venv compiler system services lint pytest vllm-venv migration clean
+.PHONY: demo test venv compiler system services lint pytest vllm-venv ohif migration clean
 
 demo: $(STAMP)
 	$(BIN)/radraft demo
 
-test: system $(STAMP) services vllm-venv lint pytest
+test: system $(STAMP) services vllm-venv ohif lint pytest
 
 $(STAMP): pyproject.toml $(NATIVE) | compiler
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -49,6 +49,10 @@ services:
 
 vllm-venv:
 	@bash deploy/vllm/make-venv.sh "$(VLLM_VENV)"
+
+# OHIF's prebuilt viewer (npm @ohif/app dist/, pinned) for the viewer test; kept between runs.
+ohif:
+	@bash deploy/viewer/fetch-ohif.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
