@@ -22,14 +22,14 @@ import os
 import re
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydicom.filereader import read_file_meta_info
 from python_multipart.multipart import MultipartParser
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
@@ -38,9 +38,11 @@ from radraft.dicom_node.errors import (
     STATUS_CANNOT_UNDERSTAND,
     STATUS_OUT_OF_RESOURCES,
     STATUS_PROCESSING_FAILURE,
+    OutOfSpace,
     StoreRefused,
 )
-from radraft.dicom_node.header import read_header_as_sent
+from radraft.dicom_node.header import InstanceHeader, read_header, read_header_as_sent
+from radraft.dicom_node.index import begin_write, index_instance
 from radraft.dicom_node.purge import purge_for_settings
 from radraft.dicom_node.scp import StoreHandler
 from radraft.dicom_node.storage import InstanceStore
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 _FAILED, _REFERENCED = "00081198", "00081199"
 _CLASS, _INSTANCE, _REASON = "00081150", "00081155", "00081197"
 
+ROOM_CHECK_BYTES = 8 << 20
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _TYPE = re.compile(r'type="?([^";]+)"?', re.IGNORECASE)
 
@@ -130,6 +133,7 @@ class StowUpload:
     _header_field: bytes = b""
     _header_value: bytes = b""
     _failed_part: StowOutcome | None = None
+    _room_checked_at: int = -ROOM_CHECK_BYTES
 
     def __post_init__(self) -> None:
         self._parser = MultipartParser(self.boundary.encode("latin-1"), {
@@ -197,8 +201,12 @@ class StowUpload:
         self.received += len(chunk)
         if self.received > self.max_request_bytes:
             raise StowRequestError(413, "request over dicomweb.max_request_bytes")
-        if not self.room_for(len(chunk)):
-            raise StowRequestError(503, "free disk below dicom.min_free_bytes")
+        # Free space is checked as data arrives (not only once a part is whole), every
+        # ROOM_CHECK_BYTES: a statvfs per 64 KiB chunk would cost more than the write.
+        if self.received - self._room_checked_at >= ROOM_CHECK_BYTES:
+            self._room_checked_at = self.received
+            if not self.room_for(ROOM_CHECK_BYTES):
+                raise StowRequestError(503, "free disk below dicom.min_free_bytes")
         try:
             self._parser.write(chunk)
         except Exception as exc:  # python-multipart raises its own types on bad framing
@@ -225,8 +233,21 @@ class StowUpload:
         self.ready.clear()
 
 
+@dataclass(slots=True)
+class _Placed:
+    """A part whose header passed and whose file is moving into the store."""
+
+    header: InstanceHeader
+    dest: Path
+    size: int
+    placed: Future[None]
+
+
 class StowReceiver:
-    """Stores finished parts through the node's C-STORE handler (same order, same rows)."""
+    """Stores finished parts as the C-STORE handler does (same checks, paths, rows, order:
+    fsync, rename, directory fsync, then the index commit), a batch of parts at a time: one
+    index transaction for the batch, where C-STORE has one per instance (nothing is answered
+    before the whole request is stored, so a batch commit promises no less)."""
 
     def __init__(self, handler: StoreHandler, tmp_dir: Path) -> None:
         self.handler = handler
@@ -234,28 +255,82 @@ class StowReceiver:
 
     def store(self, part_path: Path, sender: str) -> StowOutcome:
         """Store one finished part; never raises for what the peer sent."""
-        try:
-            sop_class, sop_uid = affected_uids(part_path)
-        except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parse error is 0xC000
-            part_path.unlink(missing_ok=True)
-            return StowOutcome("", "", STATUS_CANNOT_UNDERSTAND, f"not a DICOM Part 10 file: {exc}")
-        request = _Affected(sop_class, sop_uid)
-        try:
-            self.handler.store_one(part_path, request, sender)
-        except StoreRefused as exc:
-            outcome = StowOutcome(sop_class, sop_uid, exc.status, str(exc))
-        except (OSError, SQLAlchemyError) as exc:
-            log.error("STOW-RS %s from %s failed: %s", sop_uid, sender, exc)
-            outcome = StowOutcome(sop_class, sop_uid, STATUS_PROCESSING_FAILURE,
-                                  "processing failure")
-        else:
-            return StowOutcome(sop_class, sop_uid, 0)
-        finally:
-            if part_path.exists():  # refused: it never moved into the store
-                part_path.unlink(missing_ok=True)
-        log.warning("STOW-RS %s from %s refused 0x%04X: %s", sop_uid, sender, outcome.status,
-                    outcome.reason)
+        [outcome] = self.store_batch([part_path], sender)
         return outcome
+
+    def store_batch(self, paths: list[Path], sender: str) -> list[StowOutcome]:
+        outcomes: list[StowOutcome] = []
+        placed: list[_Placed] = []
+        for path in paths:
+            checked = self._check(path, sender)
+            if isinstance(checked, StowOutcome):
+                path.unlink(missing_ok=True)
+                outcomes.append(checked)
+                continue
+            handler = self.handler
+            dest = handler.store.path_for(checked.study_uid, checked.series_uid, checked.sop_uid)
+            size = path.stat().st_size  # before the placement moves it
+            future = handler.placer.submit(handler.store.place, path, dest)
+            placed.append(_Placed(checked, dest, size, future))
+        if placed:
+            outcomes += self._index(placed, sender)
+        for path in paths:
+            path.unlink(missing_ok=True)  # a refused or failed part never moved
+        return outcomes
+
+    def _check(self, path: Path, sender: str) -> InstanceHeader | StowOutcome:
+        try:
+            sop_class, sop_uid = affected_uids(path)
+        except Exception as exc:  # noqa: BLE001 - untrusted bytes: any parse error is 0xC000
+            return StowOutcome("", "", STATUS_CANNOT_UNDERSTAND, f"not a DICOM Part 10 file: {exc}")
+        try:
+            if not self.handler.disk.has_room(path.stat().st_size):
+                raise OutOfSpace("free disk below dicom.min_free_bytes after purging")
+            return read_header(path, affected_class=sop_class, affected_instance=sop_uid)
+        except StoreRefused as exc:
+            log.warning("STOW-RS %s from %s refused 0x%04X: %s", sop_uid, sender, exc.status,
+                        exc)
+            return StowOutcome(sop_class, sop_uid, exc.status, str(exc))
+
+    def _index(self, placed: list[_Placed], sender: str) -> list[StowOutcome]:
+        handler = self.handler
+        try:
+            try:
+                self._index_all(placed, sender)
+            except IntegrityError:
+                handler.cache.clear()  # a cached row id went stale (purge): once more
+                self._index_all(placed, sender)
+        except (OSError, SQLAlchemyError) as exc:
+            # One placement or statement failed and the batch rolled back: settle each part
+            # on its own, so one bad part costs only itself.
+            log.warning("STOW-RS batch of %d from %s: %s; storing one by one", len(placed),
+                        sender, exc)
+            return [self._index_one(p, sender) for p in placed]
+        return [StowOutcome(p.header.sop_class_uid, p.header.sop_uid, 0) for p in placed]
+
+    def _index_all(self, placed: list[_Placed], sender: str) -> None:
+        handler = self.handler
+        with handler.engine.connect() as connection:
+            begin_write(connection)
+            for part in placed:
+                index_instance(connection, part.header, part.dest, part.size,
+                               calling_aet=sender, uid_root=handler.uid_root,
+                               cache=handler.cache)
+            wait([p.placed for p in placed])
+            for part in placed:
+                part.placed.result()  # a failed placement raises here: nothing commits
+            connection.commit()
+
+    def _index_one(self, part: _Placed, sender: str) -> StowOutcome:
+        header = part.header
+        try:
+            part.placed.result()
+            self._index_all([part], sender)
+        except (OSError, SQLAlchemyError) as exc:
+            log.error("STOW-RS %s from %s failed: %s", header.sop_uid, sender, exc)
+            return StowOutcome(header.sop_class_uid, header.sop_uid, STATUS_PROCESSING_FAILURE,
+                               "processing failure")
+        return StowOutcome(header.sop_class_uid, header.sop_uid, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,9 +380,12 @@ def stow_receiver_for(settings: Settings) -> StowReceiver:
     store.prepare()
     disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes,
                      lambda: purge_for_settings(settings))
+    # As the C-STORE receiver's index: SQLite commits without fsync, because every file is
+    # fsynced before its row and `repair` indexes such files again at the node's start.
+    engine = make_engine(settings.database_url, pool_size=8, fsync_commits=False)
     handler = StoreHandler(
-        store, make_engine(settings.database_url, pool_size=4), disk,
+        store, engine, disk,
         uid_root=settings.site.uid_root,
-        placer=ThreadPoolExecutor(4, thread_name_prefix="stow-placer"),
+        placer=ThreadPoolExecutor(8, thread_name_prefix="stow-placer"),
     )
     return StowReceiver(handler, store.tmp_dir)

@@ -8,6 +8,7 @@ to its end, so the memory a request costs is one chunk, whatever its size.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -18,6 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from radraft.core.settings import Settings
 from radraft.dicom_node.stow_receive import (
+    StowOutcome,
     StowReceiver,
     StowRequestError,
     StowUpload,
@@ -48,10 +50,38 @@ def _problem(status: int, reason: str, **headers: str) -> Response:
                     media_type="application/json", headers=headers)
 
 
-async def _store_ready(receiver: StowReceiver, upload: StowUpload, sender: str) -> None:
-    while upload.ready:
-        part = upload.ready.pop(0)
-        upload.outcomes.append(await run_in_threadpool(receiver.store, part.path, sender))
+# Parts stored per batch (one index transaction); the next batch is gathered while one is
+# being stored, so the body keeps streaming in.
+BATCH = 16
+
+
+class _Storing:
+    """The parts of one request stored on a thread, a batch at a time, one batch at a time
+    (batches of several requests overlap; each waits mostly on fsync and its commit)."""
+
+    def __init__(self, receiver: StowReceiver, upload: StowUpload, sender: str) -> None:
+        self.receiver, self.upload, self.sender = receiver, upload, sender
+        self.task: asyncio.Task[list[StowOutcome]] | None = None
+
+    async def _settle(self) -> None:
+        if self.task is not None:
+            task, self.task = self.task, None
+            self.upload.outcomes.extend(await task)
+
+    async def take_ready(self, *, last: bool = False) -> None:
+        if not self.upload.ready or (len(self.upload.ready) < BATCH and not last
+                                     and self.task is not None and not self.task.done()):
+            return
+        await self._settle()
+        batch = [part.path for part in self.upload.ready]
+        self.upload.ready.clear()
+        self.task = asyncio.ensure_future(
+            run_in_threadpool(self.receiver.store_batch, batch, self.sender))
+
+    async def finish(self) -> None:
+        """Wait for the batch still being stored (also when the request failed: a file is
+        never left half-placed)."""
+        await self._settle()
 
 
 @router.post("/dicomweb/studies")
@@ -77,12 +107,14 @@ async def stow(request: Request) -> Response:
     except StowRequestError as exc:
         log.warning("STOW-RS from %s refused %d: %s", sender, exc.http_status, exc.reason)
         return _problem(exc.http_status, exc.reason)
+    storing = _Storing(receiver, upload, sender)
     try:
         async for chunk in request.stream():
             upload.feed(chunk)
-            await _store_ready(receiver, upload, sender)
+            await storing.take_ready()
         upload.finish()
-        await _store_ready(receiver, upload, sender)
+        await storing.take_ready(last=True)
+        await storing.finish()
     except StowRequestError as exc:
         log.warning("STOW-RS from %s refused %d: %s", sender, exc.http_status, exc.reason)
         return _problem(exc.http_status, exc.reason)
@@ -91,6 +123,7 @@ async def stow(request: Request) -> Response:
                     upload.received)
         raise
     finally:
+        await storing.finish()
         upload.discard()  # whatever was not stored leaves no file behind
     status, body = response_body(upload.outcomes)
     stored = sum(1 for o in upload.outcomes if o.status == 0)
