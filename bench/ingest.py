@@ -1,4 +1,5 @@
-"""Ingest benchmark: dcmtk storescu sends one generated CT study to radraft, storescp and Orthanc.
+"""Ingest benchmark: dcmtk storescu sends one generated CT study to radraft, storescp and Orthanc
+(then the same study by STOW-RS to radraft and Orthanc: bench/stow.py).
 
     python -m bench.ingest [--reps 3] [--slices 200] [--pdus 16384,131072] [--processes N]
 
@@ -299,6 +300,11 @@ def main() -> None:
         print(f"assoc={associations} pdu={pdu // 1024}K: fsync'd disk floor "
               f"{statistics.median(disks):.1f} MB/s (write + fsync per file, measured before "
               f"each repetition); radraft = {ratio:.2f}x of it")
+    print()
+    # The same study over DICOMweb: radraft's STOW-RS beside Orthanc's (bench/stow.py).
+    from bench.stow import stow_table
+
+    stow_table(files, args.reps, args.scratch)
 
 if __name__ == "__main__":
     main()
