@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import free_port
+from helpers.net import free_port
+from helpers.worker import index_folder, stable_of, worker_settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import Delivery, Patient, RuleDecision, Study
 from radraft.core.settings import Settings

@@ -8,11 +8,11 @@ from pathlib import Path
 
 
 def wait_for(
-    check: Callable[[], object], *, what: str = "condition", timeout: float = 60,
-    interval: float = 0.1, logs: Path | None = None,
+    what: str, check: Callable[[], object], logs: Path | None = None, *,
+    timeout: float = 180, interval: float = 0.2,
 ) -> None:
-    """Poll `check` until it returns something true; fail after `timeout` seconds naming
-    `what`, with the tail of every *.log in `logs` when given."""
+    """Poll `check` until it returns something true; fail after `timeout` seconds (generous:
+    the test machines are loaded) naming `what`, with the tail of every *.log in `logs`."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() >= deadline:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from helpers.worker import index_folder, stable_of, worker_settings
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import Delivery, Draft, Job, db_now
 from radraft.dicom_node.rules import RuleOutcome

@@ -8,10 +8,10 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from helpers.worker import index_folder, stable_of, worker_settings
 from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import AuditEvent, Delivery, Draft, Job
 from radraft.core.types import Priority
