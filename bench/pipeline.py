@@ -10,15 +10,15 @@ the draft task in this process: gather, priors, context, frames, prompt, model, 
 excluded from the total and shown on its own line. The model is the tiny test model on the
 real vLLM server (started by the bench from `$VLLM_VENV`), so the run also gives studies per
 hour through one worker (stable -> outbox, model included); with --no-vllm, or when the
-model links are not installed, a stand-in answers at once. Reference in the same run: the decode
-floor, `pydicom.dcmread` + `pixel_array` of every file of study and prior, nothing else.
+model extra (torch) is not installed, the stand-in backend answers at once. Reference in
+the same run: the decode floor, `pydicom.dcmread` + `pixel_array` of every file of study
+and prior, nothing else.
 Medians of --reps repetitions; peak RSS from ru_maxrss. Target: <= 2 s excluding the model.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import resource
 import statistics
@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,31 +42,6 @@ REPORT = {
     "impression": [{"rank": 1, "text": "stand-in"}], "recommendations": [],
     "triage": {"level": "routine", "reasons": []}, "limitations": "stand-in model",
 }
-
-
-@dataclass
-class _Prompt:
-    system: str
-    user: str
-    sha256: str
-
-
-@dataclass
-class _Result:
-    report: Any
-    model_id: str = "stand-in"
-
-
-class _StandInBackend:
-    def draft(self, seq: Any, prompt: Any) -> _Result:
-        from radraft.reporting.report_schema import DraftReport
-
-        return _Result(DraftReport.model_validate(REPORT))
-
-
-def _stand_in_prompt(seq: Any, *, context: str, profile_prompt: str, remote: bool) -> _Prompt:
-    user = f"{seq.frame_count} frames\n{context}"
-    return _Prompt("system", user, hashlib.sha256(user.encode()).hexdigest())
 
 
 def _studies(slices: int, size: int) -> tuple[Path, Path]:
@@ -113,24 +87,6 @@ def _index(session: Any, folder: Path) -> Any:
     return study
 
 
-def _stand_in() -> tuple[Any, Any, str]:
-    from radraft.worker.links import Links
-
-    return Links(build_prompt=_stand_in_prompt,
-                 make_backend=lambda _s: _StandInBackend()), _StandInBackend(), "stand-in"
-
-
-def _links() -> tuple[Any, Any, str]:
-    from radraft.core.errors import ConfigError
-    from radraft.worker.links import load_links
-
-    try:
-        return load_links(with_context=False), None, "real"
-    except ConfigError as exc:
-        print(f"model links not installed ({exc}); a stand-in answers", flush=True)
-        return _stand_in()
-
-
 def _floor(folders: list[Path]) -> float:
     from pydicom import dcmread
 
@@ -163,24 +119,29 @@ def main(argv: list[str] | None = None) -> int:
     with sessions() as session:
         study = _index(session, current)
         _index(session, prior)
-    links, backend, model_kind = _links()
-    with ExitStack() as stack:
-        if backend is None and not args.no_vllm:
-            from radraft.reporting.tiny_model import build_tiny_model
+    from radraft.reporting.model import ModelBackend, make_backend
+    from radraft.reporting.model.stand_in import StandInBackend
 
-            model = build_tiny_model(work / "tiny")
-            url = stack.enter_context(vllm_server(model, work / "vllm.log", max_model_len=16384))
-            settings = settings.model_copy(update={"model": settings.model.model_copy(
-                update={"backend": "openai", "base_urls": [url]})})
-            model_kind = "tiny model on vLLM"
-        elif backend is None:
-            links, backend, model_kind = _stand_in()
-        return _measure(args, settings, sessions, study, current, prior, links,
-                        backend or links.make_backend(settings), model_kind)
+    backend: ModelBackend = StandInBackend(REPORT)
+    model_kind = "stand-in"
+    with ExitStack() as stack:
+        if not args.no_vllm:
+            try:
+                from radraft.reporting.tiny_model import build_tiny_model
+            except ImportError as exc:
+                print(f"model extra not installed ({exc}); the stand-in answers", flush=True)
+            else:
+                model = build_tiny_model(work / "tiny")
+                url = stack.enter_context(vllm_server(model, work / "vllm.log",
+                                                      max_model_len=16384))
+                settings = settings.model_copy(update={"model": settings.model.model_copy(
+                    update={"backend": "openai", "base_urls": [url]})})
+                backend, model_kind = make_backend(settings), "tiny model on vLLM"
+        return _measure(args, settings, sessions, study, current, prior, backend, model_kind)
 
 
 def _measure(args: argparse.Namespace, settings: Any, sessions: Any, study: Any,
-             current: Path, prior: Path, links: Any, backend: Any, model_kind: str) -> int:
+             current: Path, prior: Path, backend: Any, model_kind: str) -> int:
     from radraft.core.db import Job
     from radraft.core.types import Priority, StudyStable
     from radraft.dicom_node.rules import RuleOutcome
@@ -197,7 +158,7 @@ def _measure(args: argparse.Namespace, settings: Any, sessions: Any, study: Any,
         with sessions() as session:
             [wake] = create_jobs(session, settings, stable, [outcome])
             session.commit()
-        state = draft_job(sessions, settings, links, backend, wake.row_id, 0, lambda _w: None)
+        state = draft_job(sessions, settings, backend, wake.row_id, 0, lambda _w: None)
         if state != "done":
             with sessions() as session:
                 job = session.get(Job, wake.row_id)

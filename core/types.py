@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime
 
+# (Study Instance UID, study version, profile): one Job, and every output UID and HL7
+# message control id derives from it (core.uids).
+JobKey = tuple[str, str, str]
+
 
 class Priority(enum.StrEnum):
     """How soon a job must be drafted. Mapped once to AMQP priorities and HL7 TQ1-9."""

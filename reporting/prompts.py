@@ -96,7 +96,7 @@ def build_prompt(
     seq: FrameSequence, *, context: str = "", profile_prompt: str = "", remote: bool = False,
     prior_reports: str = "",
 ) -> Prompt:
-    """The prompt for one draft of `seq` (the contract `worker.links.Links.build_prompt`)."""
+    """The prompt for one draft of `seq` (what `ModelBackend.draft` reads beside it)."""
     parts = [
         f"The video has {seq.frame_count} frames (indices 0 to {seq.frame_count - 1}).",
         "Frame table:\n" + _clip(segment_table_text(seq), BUDGETS["table"]),

@@ -1,41 +1,41 @@
-"""Shared fixtures: real databases (SQLite and PostgreSQL), sample data, free ports."""
+"""Shared fixtures: real databases (SQLite and PostgreSQL), RabbitMQ virtual hosts, models.
+
+Tests never import this module: helpers live in the `helpers` package (tests/helpers).
+PostgreSQL's driver (psycopg) is imported only by the fixtures that create PostgreSQL
+databases, so the unit tests run where it is not installed."""
 
 from __future__ import annotations
 
 import itertools
 import os
-import signal
-import socket
 import subprocess
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
-from psycopg import sql
+from helpers.data import DATA, DICOM_DATA, HL7_DATA
+from helpers.net import free_port
+from helpers.processes import stop_process
+from helpers.waiting import wait_for
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import make_engine, make_sessionmaker
 from radraft.core.db.migrate import upgrade
 
-DATA = Path(__file__).parent / "data"
-DICOM_DATA = DATA / "dicom"
-HL7_DATA = DATA / "hl7"
+if TYPE_CHECKING:
+    from psycopg import sql
+
+# Re-exported for tests written before tests/helpers existed (new tests import helpers.*).
+__all__ = ["DATA", "DICOM_DATA", "HL7_DATA", "free_port", "stop_process", "wait_for"]
+
 ARTIFACTS = Path(__file__).parent / "artifacts"
 RABBITMQCTL = "/usr/sbin/rabbitmqctl"
 PG_ADMIN = os.environ.get("RADRAFT_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 _counter = itertools.count()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _pg_url(dbname: str) -> str:
@@ -44,6 +44,8 @@ def _pg_url(dbname: str) -> str:
 
 
 def _pg_admin(statement: sql.Composable) -> None:
+    import psycopg
+
     with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=10) as conn:
         conn.execute(statement)
 
@@ -51,6 +53,8 @@ def _pg_admin(statement: sql.Composable) -> None:
 @pytest.fixture(scope="session")
 def pg_template() -> Iterator[str]:
     """A migrated PostgreSQL database that each test copies (CREATE DATABASE ... TEMPLATE)."""
+    from psycopg import sql
+
     name = f"radraft_tpl_{os.getpid()}"
     _pg_admin(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     _pg_admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -67,6 +71,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         upgrade(url)
         yield url
         return
+    from psycopg import sql
+
     template = request.getfixturevalue("pg_template")
     name = f"radraft_t_{os.getpid()}_{next(_counter)}"
     _pg_admin(
@@ -99,30 +105,6 @@ def vhost() -> Iterator[str]:
                    check=True, timeout=60)
     yield name
     subprocess.run([RABBITMQCTL, "-q", "delete_vhost", name], check=False, timeout=60)
-
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the process group (a radraft command and its children), SIGKILL if it hangs."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-
-def wait_for(what: str, check: Callable[[], bool], logs: Path, *, timeout: float = 180,
-             interval: float = 0.5) -> None:
-    """Poll `check` until it holds; fail with `what` and the tail of every log in `logs`."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2500:]}"
-                      for p in sorted(logs.glob("*.log")))
-    raise AssertionError(f"{what}: not within {timeout} s\n{tails}")
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ SR, stand-in model), an unmatched study, failed deliveries, and one user per rol
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,21 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import free_port
+from helpers.net import free_port
+from helpers.worker import index_folder, stable_of, worker_settings
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import Delivery, Patient, RuleDecision, Study
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome
+from radraft.reporting.model.stand_in import StandInBackend
 from radraft.reporting.phantom import write_phantom_study
-from radraft.reporting.report_schema import DraftReport
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import Enqueue
 from radraft.worker.jobs import create_jobs
-from radraft.worker.links import Links
 from radraft.worker.web import ConsoleServer
 from radraft.worker.web.auth import create_user
 
@@ -63,29 +61,6 @@ REPORT = {
                "critical_findings": ["suspected hepatic haemorrhage"]},
     "limitations": "stand-in model",
 }
-
-
-@dataclass
-class _Prompt:
-    system: str
-    user: str
-    sha256: str
-
-
-@dataclass
-class _Result:
-    report: DraftReport
-    model_id: str = "stand-in"
-
-
-class _Backend:
-    def draft(self, seq: Any, prompt: _Prompt) -> _Result:
-        return _Result(DraftReport.model_validate(REPORT))
-
-
-def _prompt(seq: Any, *, context: str, profile_prompt: str, remote: bool) -> _Prompt:
-    user = f"{seq.frame_count} frames"
-    return _Prompt("system", user, hashlib.sha256(user.encode()).hexdigest())
 
 
 @dataclass
@@ -138,8 +113,7 @@ def seed(sessions: sessionmaker[Session], tmp: Path, db_url: str) -> Seeded:
                     [RuleOutcome("", "unmatched", reasons=("no rules",))])
         session.commit()
         drafted_uid, unmatched_uid = study.study_uid, unmatched.study_uid
-    links = Links(build_prompt=_prompt, make_backend=lambda _s: _Backend())
-    assert draft_job(sessions, settings, links, _Backend(), wake.row_id, 0,
+    assert draft_job(sessions, settings, StandInBackend(REPORT), wake.row_id, 0,
                      lambda _w: None) == "done"
     with sessions() as session:
         rows = {(d.destination, d.payload_kind): d for d in session.scalars(select(Delivery))}

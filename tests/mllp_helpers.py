@@ -85,10 +85,3 @@ def hl7_send(port: int, message: bytes, *, timeout: float = 20) -> bytes:
 def ack_of(reply: bytes) -> hl7.Message:
     """The ACK parsed by the `hl7` package (not by radraft's own splitter)."""
     return hl7.parse(reply[1:-2].decode("utf-8"))
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port
+from helpers.net import free_port
 
 from radraft.reporting.model._recipe import vllm_command
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -25,16 +24,11 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+from helpers.net import free_port
 
 ORTHANC_BIN = "/usr/sbin/Orthanc"
 # Debian's orthanc-dicomweb: STOW-RS, QIDO-RS and WADO-RS under <url>/dicom-web.
 DICOMWEB_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -100,8 +94,8 @@ class OrthancServer:
 
     def start(self, timeout: float = 30.0) -> OrthancServer:
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.dicom_port = self.dicom_port or _free_port()
-        self.http_port = self.http_port or _free_port()
+        self.dicom_port = self.dicom_port or free_port()
+        self.http_port = self.http_port or free_port()
         config_path = self.folder / "orthanc.json"
         config_path.write_text(json.dumps(self.config(), indent=2))
         env = dict(os.environ, TCP_NODELAY="1")

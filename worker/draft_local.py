@@ -4,7 +4,6 @@ folder, with no database and no server."""
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from pydicom.errors import InvalidDicomError
 from radraft.core.errors import ConfigError, FrameError
 from radraft.core.settings import Settings
 from radraft.ehr.outbound import OrderInfo
-from radraft.worker.links import Links, load_links
+from radraft.reporting.model import ModelBackend, make_backend
 from radraft.worker.pipeline import DraftProduct, DraftRequest, run_draft
 
 FILE_NAMES = {"sr": "sr.dcm", "tid1500": "tid1500.dcm", "kos": "kos.dcm", "oru": "oru.hl7",
@@ -56,21 +55,18 @@ def ensure_model(settings: Settings, note: Callable[[str], None]) -> None:
     if settings.model.backend != "transformers" or (settings.model_path / "config.json").exists():
         return
     try:
-        tiny = importlib.import_module("radraft.reporting.tiny_model")
+        # Imported here: it needs the model extra (torch, transformers).
+        from radraft.reporting.tiny_model import build_tiny_model
     except ImportError as exc:
         raise ConfigError(f"no model at {settings.model_path} and the tiny model builder "
-                          f"(radraft.reporting.tiny_model) is not installed: {exc}") from exc
+                          f"(radraft.reporting.tiny_model) cannot load: {exc}") from exc
     note(f"building the tiny test model in {settings.model_path} (once)")
-    builder = getattr(tiny, "build_tiny_model", None) or getattr(tiny, "build", None)
-    if builder is None:
-        raise ConfigError("radraft.reporting.tiny_model has no build_tiny_model(); run "
-                          f"`radraft model build-tiny {settings.model_path}`")
-    builder(settings.model_path)
+    build_tiny_model(settings.model_path)
 
 
 def draft_folder(
     settings: Settings, study: Path, priors: Sequence[Path], profile_name: str, out: Path,
-    *, progress: Callable[[str], None] | None = None, links: Links | None = None,
+    *, progress: Callable[[str], None] | None = None, backend: ModelBackend | None = None,
 ) -> tuple[DraftProduct, dict[str, Path]]:
     """Draft `study` and write every output into `out`; returns the product and the files."""
     if profile_name not in settings.profiles:
@@ -78,15 +74,14 @@ def draft_folder(
                           f"{', '.join(sorted(settings.profiles))}")
     note = progress or (lambda _m: None)
     study_uid, version, order = study_identity(study)
-    if links is None:
+    if backend is None:
         ensure_model(settings, note)
-        links = load_links(with_context=False)
-    backend = links.make_backend(settings)
+        backend = make_backend(settings)
     request = DraftRequest(
         study=study, priors=list(priors), profile=settings.profiles[profile_name],
         job_key=(study_uid, version, profile_name), order=order, progress=progress,
     )
-    product = run_draft(settings, links, request, backend)
+    product = run_draft(settings, request, backend)
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for item in product.items:

@@ -27,7 +27,7 @@ from radraft.core.settings import FolderDestination, Hl7Destination, Settings
 from radraft.core.uids import control_id
 from radraft.ehr.outbound import build_ed_alert
 from radraft.reporting.report_schema import DraftReport
-from radraft.worker.draft_job import order_info, patient_info
+from radraft.worker.draft_inputs import order_info, patient_info
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.jobs import closed_order
 from radraft.worker.pipeline import patient_from_header

@@ -24,15 +24,17 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from radraft.core.settings import Hl7Destination, ProfileSettings, Settings
+from radraft.core.types import JobKey
 from radraft.core.uids import control_id, derived_uid
 from radraft.ehr.outbound import OrderInfo, PatientInfo, build_ed_alert, build_oru
 from radraft.reporting.frames import build_frame_sequence
+from radraft.reporting.model import ModelBackend
 from radraft.reporting.pictures import contact_sheet
+from radraft.reporting.prompts import build_prompt
 from radraft.reporting.render import render_html, render_text
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
-from radraft.reporting.sr import JobKey, PredecessorRef, build_outputs
-from radraft.worker.links import Links
+from radraft.reporting.sr import PredecessorRef, build_outputs
 from radraft.worker.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -184,7 +186,7 @@ def key_frame_pngs(seq: FrameSequence, frames: Sequence[int]) -> dict[int, bytes
 
 
 def run_draft(
-    settings: Settings, links: Links, request: DraftRequest, backend: Any,
+    settings: Settings, request: DraftRequest, backend: ModelBackend,
 ) -> DraftProduct:
     """Frames -> prompt -> model -> outputs for one study (no database)."""
     timings: dict[str, float] = {}
@@ -193,13 +195,12 @@ def run_draft(
     with _timed(timings, "frames"):
         note("frames")
         # The backend says how many frames its video budget holds at the profile's size.
-        budget = backend.token_budget() if hasattr(backend, "token_budget") else None
         seq = build_frame_sequence(
             request.study, priors=tuple(request.priors), recipe=request.profile.frames,
-            token_budget=budget, progress=request.progress,
+            token_budget=backend.token_budget(), progress=request.progress,
         )
     with _timed(timings, "prompt"):
-        prompt = links.build_prompt(
+        prompt = build_prompt(
             seq, context=request.context_text, profile_prompt=request.profile.prompt,
             remote=model_is_remote(settings),
         )
@@ -207,7 +208,7 @@ def run_draft(
         note(f"model ({seq.frame_count} frames)")
         result = backend.draft(seq, prompt)
     report: DraftReport = result.report
-    model_name = str(getattr(result, "model_id", settings.model.name))
+    model_name = result.model_id or settings.model.name
     with _timed(timings, "outputs"):
         note("outputs")
         # Read after the frames, not beside them: a parallel read measured slower (the
@@ -216,7 +217,7 @@ def run_draft(
             else read_sources(request.study)
         outputs = build_outputs(
             report, seq, sources, settings=settings, job_key=key,
-            model_name=model_name, model_version=str(getattr(result, "model_version", "")),
+            model_name=model_name, model_version=result.model_version,
             predecessor=request.predecessor, order=request.order,
         )
         items = [OutboxItem(kind, payload, str(getattr(outputs, kind).SOPInstanceUID))
@@ -231,9 +232,8 @@ def run_draft(
         items.append(OutboxItem("sheet", buffer.getvalue(), control_id(*key, "sheet")))
         key_frames = key_frame_pngs(seq, report.cited_frames())
     return DraftProduct(
-        report=report, model_name=model_name, prompt_sha256=str(prompt.sha256),
-        prompt_text=f"{getattr(prompt, 'system', '')}\n\n"
-                    f"{getattr(prompt, 'text', getattr(prompt, 'user', ''))}",
+        report=report, model_name=model_name, prompt_sha256=prompt.sha256,
+        prompt_text=f"{prompt.system}\n\n{prompt.text}",
         frame_count=int(seq.frame_count), segments=_segments_json(seq), items=items,
         rendered_text=text, rendered_html=html, triage_level=report.triage.level.value,
         uids={i.payload_kind: i.message_id for i in items

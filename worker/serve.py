@@ -3,9 +3,8 @@
 Components are started in order and stopped in reverse. To add one (the HL7 listener, the web
 console), append an object with `name`, `start()` and `stop()` in `build_components`.
 
-Until the worker replaces it, what happens to a stable study is `record_rule_decisions`: the
-rules are evaluated and every outcome (including "unmatched") is stored as a RuleDecision.
-The worker swaps it with one line in `build_components` (`on_stable = ...`).
+A stable study goes to `worker.jobs.celery_on_stable`: the rule decisions and the Jobs in
+one transaction, then the wake-ups on the broker (`on_stable=` replaces it in tests).
 """
 
 from __future__ import annotations
@@ -18,16 +17,14 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core import audit
-from radraft.core.db import RuleDecision, Study, db_now, make_engine, make_sessionmaker
+from radraft.core.db import make_engine, make_sessionmaker
 from radraft.core.db.migrate import upgrade
 from radraft.core.settings import Settings
 from radraft.core.types import StudyStable
 from radraft.dicom_node.node import DicomNode
-from radraft.dicom_node.rules import RulesWatcher, facts_for_study
+from radraft.dicom_node.rules import RulesWatcher
 from radraft.ehr.component import Hl7Listener
 from radraft.worker.jobs import celery_on_stable
 from radraft.worker.orders import celery_on_order_change
@@ -51,46 +48,6 @@ def rules_watcher(settings: Settings) -> RulesWatcher:
         settings.rules_file, timezone=settings.site.timezone, profiles=settings.profiles.keys(),
         destinations=settings.destinations.keys(),
     )
-
-
-def record_rule_decisions(sessions: sessionmaker[Session], rules: RulesWatcher) -> OnStable:
-    """The stand-in `on_stable`: store the rule outcomes of each stable version (idempotent)."""
-
-    def on_stable(stable: StudyStable) -> None:
-        with sessions() as session:
-            known = session.scalar(select(RuleDecision.id).where(
-                RuleDecision.study_uid == stable.study_uid,
-                RuleDecision.version == stable.version,
-            ))
-            if known is not None:
-                return  # announced again after a crash: decided already
-            now = db_now(session)
-            outcomes = rules.current().decide(facts_for_study(session, stable.study_uid, now=now))
-            for outcome in outcomes:
-                session.add(RuleDecision(
-                    study_uid=stable.study_uid, version=stable.version,
-                    rule_name=outcome.rule_name, action=outcome.action, profile=outcome.profile,
-                    priority=outcome.priority.value if outcome.priority else "",
-                    destinations=list(outcome.destinations), reasons=list(outcome.reasons),
-                    decided_at=now,
-                ))
-                audit.record(
-                    session, "rules.decision", study_uid=stable.study_uid,
-                    version=stable.version, rule=outcome.rule_name, action=outcome.action,
-                    profile=outcome.profile,
-                )
-            if any(o.action == "unmatched" for o in outcomes):
-                study = session.scalars(
-                    select(Study).where(Study.study_uid == stable.study_uid)
-                ).one()
-                study.admin_flag = "no routing rule matched"
-            session.commit()
-        log.info(
-            "study %s: %s", stable.study_uid,
-            ", ".join(f"{o.action} {o.rule_name or ''} {o.profile}".strip() for o in outcomes),
-        )
-
-    return on_stable
 
 
 def build_components(

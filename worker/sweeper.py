@@ -28,9 +28,11 @@ BATCH = 500
 
 def _expire_leases(session: Session, now: datetime) -> int:
     """Running jobs whose worker vanished: queued again, or failed past their cap."""
+    # SKIP LOCKED: a worker storing its draft holds the job's row lock (draft_job._ours);
+    # taking the job back under it would overwrite the result it is committing.
     stale = session.scalars(select(Job).where(
         Job.state == "running", Job.lease_until < now,
-    ).limit(BATCH)).all()
+    ).limit(BATCH).with_for_update(skip_locked=True)).all()
     for job in stale:
         if job.attempts >= job.max_attempts:
             job.state = "failed"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
 
 from celery import Celery
 from sqlalchemy import update
@@ -15,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from radraft.core.db import Job, make_engine, make_sessionmaker
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
+from radraft.reporting.model import ModelBackend, make_backend
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import DELIVER_TASK, DRAFT_TASK, Enqueue, celery_enqueue
-from radraft.worker.links import Links, load_links
 from radraft.worker.outbox import deliver as deliver_row
 
 log = logging.getLogger(__name__)
@@ -30,12 +29,11 @@ class _ProcessState:
     pid: int
     sessions: sessionmaker[Session]
     enqueue: Enqueue
-    links: Links | None = None
-    backend: Any = None
+    backend: ModelBackend | None = None
 
 
 class WorkerResources:
-    """Engine, links and the model backend, built lazily once per process."""
+    """Engine and the model backend, built lazily once per process."""
 
     def __init__(self, app: Celery, settings: Settings) -> None:
         self._app = app
@@ -51,13 +49,12 @@ class WorkerResources:
             )
         return self._state
 
-    def drafting(self) -> tuple[Links, Any]:
+    def backend(self) -> ModelBackend:
         state = self.state()
-        if state.links is None:
-            state.links = load_links()
+        if state.backend is None:
             # The model loads once per process (in-process weights, or an HTTP client).
-            state.backend = state.links.make_backend(self._settings)
-        return state.links, state.backend
+            state.backend = make_backend(self._settings)
+        return state.backend
 
 
 def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
@@ -68,7 +65,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
     def draft(job_id: int, attempts: int) -> str:
         state = resources.state()
         try:
-            links, backend = resources.drafting()
+            backend = resources.backend()
         except ConfigError as exc:
             # Not claimed: the job stays queued (the sweeper re-sends it) and says why.
             with state.sessions() as session:
@@ -77,8 +74,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
                 session.commit()
             log.error("job %d: cannot draft: %s", job_id, exc)
             return "not-configured"
-        return draft_job(state.sessions, settings, links, backend, job_id, attempts,
-                         state.enqueue)
+        return draft_job(state.sessions, settings, backend, job_id, attempts, state.enqueue)
 
     @app.task(name=DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def deliver(delivery_id: int, attempts: int) -> str:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Hl7Destination, Settings
-from radraft.core.types import TriageLevel
+from radraft.core.types import JobKey, TriageLevel
 from radraft.ehr.outbound.er7 import hl7_timestamp, lines
 from radraft.ehr.outbound.message import AI_NOTICE, add_note, add_observation, finish, start_result
 from radraft.ehr.outbound.report_view import ReportView
@@ -26,7 +26,7 @@ PRIORITIES = {TriageLevel.CRITICAL: "S", TriageLevel.URGENT: "A"}
 
 def build_ed_alert(
     report: ReportView, *, order: OrderInfo, patient: PatientInfo, settings: Settings,
-    destination: Hl7Destination, job_key: tuple[str, str, str], now: datetime | None = None,
+    destination: Hl7Destination, job_key: JobKey, now: datetime | None = None,
     escalation_minutes: float | None = None,
 ) -> bytes:
     """Alert bytes for an urgent or critical draft; a routine draft raises OutputBuildError.

@@ -16,6 +16,7 @@ from hl7apy.exceptions import HL7apyException
 
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Hl7Destination, Settings
+from radraft.core.types import JobKey
 from radraft.core.uids import control_id
 from radraft.ehr.outbound.er7 import components, encode, escape, hl7_timestamp
 from radraft.ehr.outbound.types import OrderInfo, PatientInfo
@@ -40,7 +41,7 @@ class MessageParts:
 
 def start_result(
     *, kind: str, order: OrderInfo, patient: PatientInfo, settings: Settings,
-    destination: Hl7Destination, job_key: tuple[str, str, str], now: datetime,
+    destination: Hl7Destination, job_key: JobKey, now: datetime,
     message_type: str = "ORU^R01",
 ) -> MessageParts:
     """MSH, PID, PV1, ORC and OBR of an ORU^R01 (`kind` salts the control id)."""

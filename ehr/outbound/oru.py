@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from radraft.core.settings import Hl7Destination, Settings
+from radraft.core.types import JobKey
 from radraft.ehr.outbound.er7 import hl7_timestamp, lines
 from radraft.ehr.outbound.message import (
     AI_NOTICE,
@@ -58,7 +59,7 @@ def report_rows(report: ReportView) -> list[tuple[tuple[str, str, str], list[str
 
 def build_oru(
     report: ReportView, *, order: OrderInfo, patient: PatientInfo, settings: Settings,
-    destination: Hl7Destination, job_key: tuple[str, str, str], redraft: bool,
+    destination: Hl7Destination, job_key: JobKey, redraft: bool,
     now: datetime | None = None,
 ) -> bytes:
     """The draft as ORU^R01 bytes (ER7, \\r separators, MSH-18 charset)."""

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radraft.core.recipe import FrameRecipe
+from radraft.reporting.frames import slice_kernel as _slice_kernel  # native, or numpy+Pillow
 from radraft.reporting.frames.box import axis_table
 from radraft.reporting.frames.classify import Label, ct_phase_from_image
 from radraft.reporting.frames.geometry import Slice
@@ -38,12 +39,6 @@ from radraft.reporting.frames.render import (
 )
 from radraft.reporting.frames.study import LabelledStack
 from radraft.reporting.frames.windows import Mapping, ct_window, percentile_mapping, window_float
-
-try:
-    from radraft.reporting.frames import _slice_kernel
-except ImportError as exc:  # a source checkout that was never installed
-    raise ImportError("radraft's slice kernel (reporting/frames/_slice_kernel.c) is not built: "
-                      "run `make venv` or `pip install -e .` (a C compiler is needed)") from exc
 
 _PROGRESS_EVERY = 64  # work units per progress line (per stack)
 _MAX_LANES = 4  # mappings windowed together: the bytes of a uint32

@@ -36,7 +36,7 @@ __all__ = [
 
 
 def make_backend(settings: Settings) -> ModelBackend:
-    """The backend `model.backend` names (the contract `worker.links.Links.make_backend`)."""
+    """The backend `model.backend` names (every one a `ModelBackend`)."""
     if settings.model.backend == "openai":
         if not settings.model.base_urls:
             raise ConfigError("model.base_urls: the openai backend needs at least one URL")

@@ -12,12 +12,12 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Settings
+from radraft.core.types import JobKey
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import (
     MANUFACTURER,
     BuildContext,
-    JobKey,
     PredecessorRef,
     choose_charset,
     current_study_uid,

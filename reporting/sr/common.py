@@ -16,13 +16,13 @@ from pydicom.uid import UID
 
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Settings
+from radraft.core.types import JobKey
 from radraft.core.uids import derived_uid
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameRef, FrameSequence
 
 MANUFACTURER = "radraft"
 SOFTWARE_VERSION = "radraft 0.1.0"
-JobKey = tuple[str, str, str]  # (study UID, study version, profile)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,6 @@ defaults (SQLite database and broker) as `radraft demo` runs them, and productio
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port, stop_process
+from helpers.net import free_port, wait_port
+from helpers.processes import stop_process
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -37,16 +37,6 @@ def _spawn(config: Path, args: list[str], log: Path) -> subprocess.Popen[bytes]:
                             stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             start_new_session=True)
 
-
-
-def _wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise TimeoutError(f"port {port}")
 
 
 def _send(folder: Path, port: int) -> None:
@@ -88,7 +78,7 @@ def _run_chain(tmp: Path, sessions: sessionmaker[Session], db_url: str, broker: 
     serve = _spawn(config, ["serve"], tmp / "serve.log")
     worker = _spawn(config, ["worker", "--pool", "solo"], tmp / "worker.log")
     try:
-        _wait_port(port)
+        wait_port(port)
         _send(study, port)
         job = _wait_worker_took(sessions, tmp)
         _send(study, port)  # the same instances again: same version, no new job

@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from conftest import free_port, wait_for
+from helpers.net import free_port
+from helpers.waiting import wait_for
+from helpers.worker import index_folder, stable_of
 from mllp_peer import MllpPeer
 from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of
 
 from radraft.core.db import Delivery, Draft, Job
 from radraft.core.settings import load_settings

@@ -11,8 +11,8 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from console_helpers import RULES, Seeded, login, running_console, seed
+from helpers.net import free_port
 from PIL import Image
 from pydantic import SecretStr
 from sqlalchemy import select

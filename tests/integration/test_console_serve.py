@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 from alembic import command
-from conftest import free_port
+from helpers.net import free_port
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result

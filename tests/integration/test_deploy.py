@@ -170,12 +170,24 @@ def test_every_radraft_command_in_deploy_files_parses() -> None:
         assert result.exit_code == 0, (argv, result.output)
 
 
+JSON_FLAGS = ("--media-io-kwargs", "--limit-mm-per-prompt", "--structured-outputs-config")
+
+
 def test_vllm_flags_are_json_where_vllm_expects_json() -> None:
+    """Each flag vLLM reads as JSON is present once (a renamed flag fails here instead of
+    being skipped) and its value parses as a JSON object, in compose and in Kubernetes."""
     vllm = _by_name("Deployment", "vllm-1")["spec"]["template"]["spec"]["containers"][0]
-    for arg in vllm["args"]:
-        name, _, value = arg.partition("=")
-        if name in ("--media-io-kwargs", "--limit-mm-per-prompt", "--structured-outputs-config"):
-            json.loads(value)
+    compose = _compose()["services"]["vllm"]["command"]
+    for args in (vllm["args"], compose):
+        values = {}
+        for arg in args:
+            name, _, value = arg.partition("=")
+            if name in JSON_FLAGS:
+                assert name not in values, f"{name} given twice"
+                values[name] = value
+        assert sorted(values) == sorted(JSON_FLAGS), args
+        for name, value in values.items():
+            assert isinstance(json.loads(value), dict), name
 
 
 @pytest.mark.parametrize("path", ["compose.yaml", "radraft.yaml", "rules.yaml"])

@@ -4,12 +4,11 @@ statuses, and Orthanc for C-FIND / C-GET."""
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from helpers.net import free_port, wait_port
 from orthanc import OrthancServer
 from pydicom.dataset import Dataset
 from pynetdicom import AE, AllStoragePresentationContexts, evt
@@ -33,17 +32,6 @@ def phantom(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return sorted(out.rglob("*.dcm"))
 
 
-def _wait_port(port: int) -> None:
-    import socket
-
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(port)
-
-
 @pytest.fixture
 def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     port = free_port()
@@ -53,7 +41,7 @@ def storescp(tmp_path: Path) -> Iterator[tuple[int, Path]]:
         ["/usr/bin/storescp", "-aet", "PACS", "-od", str(out), "+uf", str(port)],
     )
     try:
-        _wait_port(port)
+        wait_port(port)
         yield port, out
     finally:
         proc.terminate()

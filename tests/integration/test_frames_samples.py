@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import DICOM_DATA
+from helpers.data import DICOM_DATA
 from PIL import Image
 
 from radraft.core.errors import FrameError

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from conftest import free_port
+from helpers.net import free_port
 from hl7.client import MLLPClient
 from mllp_helpers import ack_of, hl7_send, read_frame
 from sqlalchemy import func, select

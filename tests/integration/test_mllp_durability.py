@@ -7,7 +7,7 @@ import threading
 import time
 from typing import Any
 
-from conftest import free_port
+from helpers.net import free_port
 from hl7.client import MLLPClient
 from mllp_helpers import ack_of, hl7_send, read_frame, running_listener
 from sqlalchemy import event, func, select

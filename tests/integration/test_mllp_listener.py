@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 
 import hl7
 import pytest
-from conftest import HL7_DATA, free_port
-from mllp_helpers import ack_of, hl7_send, running_listener, wait_for
+from helpers.data import HL7_DATA
+from helpers.net import free_port
+from helpers.waiting import wait_for
+from mllp_helpers import ack_of, hl7_send, running_listener
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -91,7 +93,7 @@ def test_every_sample_is_answered_and_stored_field_by_field(
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Hl7Message)) == count
         assert session.scalar(select(func.count()).select_from(LabResult)) == labs
-    wait_for(lambda: len(changes) >= 3)
+    wait_for("three order changes", lambda: len(changes) >= 3, timeout=20)
     assert OrderChange("MOF5026", "1.113654.3.13.1026", "active") in changes
     assert OrderChange("AccessionNumber", "1.2.392.200036.9125.0.198811291108.7",
                        "final") in changes
@@ -193,7 +195,8 @@ def test_order_lab_and_context(
     cancel = demo_messages(accession="ACC1", patient_id="P1")[0].replace(
         b"ORC|NW", b"ORC|CA").replace(b"|ORMACC1|", b"|ORMACC1C|")
     assert str(ack_of(hl7_send(port, cancel)).segment("MSA")[1]) == "AA"
-    wait_for(lambda: changes and changes[-1] == OrderChange("ACC1", "", "cancelled"))
+    wait_for("the cancellation", lambda: changes and changes[-1] == OrderChange(
+        "ACC1", "", "cancelled"), timeout=20)
     with sessions() as session:
         order = session.scalars(select(Order).where(Order.accession == "ACC1")).one()
         assert (order.status, order.priority, order.procedure_code, order.location) == (

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from helpers.net import free_port
 from mllp_helpers import ack_of, hl7_send, read_frame, running_listener
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker

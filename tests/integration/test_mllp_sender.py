@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from conftest import free_port
+from helpers.net import free_port
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.errors import PermanentDeliveryError, TransientDeliveryError

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DICOM_DATA, free_port
+from helpers.data import DICOM_DATA
+from helpers.net import free_port
 
 from radraft.core.errors import ConfigError, ModelError
 from radraft.core.settings import FrameRecipe, Settings

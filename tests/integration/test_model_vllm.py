@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DICOM_DATA
+from helpers.data import DICOM_DATA
 from model_servers import start_vllm
 
 from radraft.core.errors import VideoTruncatedError

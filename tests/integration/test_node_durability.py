@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port
+from helpers.net import free_port, wait_port
 from node_helpers import ct_phase_study, node_settings, running_node
 from pydicom import dcmread
 from pynetdicom import AE
@@ -101,18 +100,6 @@ def test_response_follows_fsync_rename_dirsync_commit(
 # --- SIGKILL crash test ------------------------------------------------------------------
 
 
-def _wait_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"radraft serve exited with {process.returncode}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise AssertionError("radraft serve did not listen")
-
-
 def _start_serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
     radraft = Path(sys.executable).parent / "radraft"
     return subprocess.Popen(
@@ -162,7 +149,7 @@ def test_every_acknowledged_instance_survives_sigkill(tmp_path: Path, db_url: st
 
     def start() -> subprocess.Popen[bytes]:
         spawned.append(_start_serve(config, log))
-        _wait_port(port, spawned[-1])
+        wait_port(port, process=spawned[-1])
         return spawned[-1]
 
     kills = 0

@@ -6,7 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from conftest import free_port
+from helpers.net import free_port
 from node_helpers import ct_phase_study, node_settings, running_node, storescu
 from pydicom import dcmread
 from sqlalchemy import select

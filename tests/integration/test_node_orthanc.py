@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import free_port
+from helpers.net import free_port
 from node_helpers import ct_phase_study, node_settings, running_node
 from orthanc import Modality, OrthancServer
 from sqlalchemy import select

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DICOM_DATA, free_port
+from helpers.data import DICOM_DATA
+from helpers.net import free_port
 from node_helpers import node_settings, running_node, storescu
 from pydicom import dcmread
 from pynetdicom import AE

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import free_port, wait_for
+from helpers.net import free_port
+from helpers.waiting import wait_for
 from node_helpers import ct_phase_study, node_settings, running_node
 from pydicom import dcmread
 from pydicom.dataset import FileMetaDataset

@@ -3,22 +3,20 @@ stop, duplicate wake-ups, cancelled orders (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 
 import pytest
-from conftest import free_port
+from helpers.net import free_port, wait_port
+from helpers.worker import worker_settings
 from pydicom import dcmread
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.events import Event
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import worker_settings
 
 from radraft.core.db import AuditEvent, Delivery, Draft, Job, Order, db_now
 from radraft.core.settings import Settings
@@ -34,15 +32,6 @@ def sop_bytes(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, str]:
     return path.read_bytes(), study.study_uid
 
 
-def _wait_port(port: int) -> None:
-    for _ in range(200):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(port)
-
-
 @pytest.fixture
 def counting_pacs(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     port, out = free_port(), tmp_path / "pacs"
@@ -50,7 +39,7 @@ def counting_pacs(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     proc = subprocess.Popen(["/usr/bin/storescp", "-aet", "PACS", "-od", str(out), "+uf",
                              str(port)])
     try:
-        _wait_port(port)
+        wait_port(port)
         yield port, out
     finally:
         proc.terminate()
@@ -122,7 +111,7 @@ def test_pacs_down_then_up_resends_stored_bytes(
     proc = subprocess.Popen(["/usr/bin/storescp", "-aet", "PACS", "-od", str(out), "+uf",
                              str(port)])
     try:
-        _wait_port(port)
+        wait_port(port)
         assert deliver(sessions, settings, row.id, 1) == "delivered"
     finally:
         proc.terminate()

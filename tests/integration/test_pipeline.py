@@ -1,69 +1,29 @@
-"""The draft task on real frames and real SR building, with stand-ins for the links that
-other packages publish (prompt, model, HL7 builders): one transaction writes the Draft,
-its outbox rows and the audit event; a new version re-drafts with the predecessor."""
+"""The draft task on real frames, the real prompt and real SR/HL7 building, with the stand-in
+model backend: one transaction writes the Draft, its outbox rows and the audit event; a new
+version re-drafts with the predecessor."""
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
 
 import pytest
+from helpers.worker import index_folder, stable_of, worker_settings
 from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import AuditEvent, Delivery, Draft, Job
 from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome
+from radraft.reporting.model.stand_in import StandInBackend
 from radraft.reporting.phantom import write_phantom_study
-from radraft.reporting.report_schema import DraftReport
+from radraft.reporting.prompts import SYSTEM_PROMPT, Prompt
+from radraft.reporting.sequence import FrameSequence
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.jobs import create_jobs
-from radraft.worker.links import Links
 from radraft.worker.outbox import deliver
-
-REPORT = {
-    "exam": "CT abdomen", "technique": "portal venous", "comparison": "none",
-    "clinical_history": "test",
-    "findings": [{"system": "liver", "text": "stand-in finding", "severity": "minor",
-                  "finding_type": "SCT:52988006", "finding_site": "SCT:12738006",
-                  "frames": [1]}], "impression": [{"rank": 1, "text": "x"}],
-    "recommendations": [], "triage": {"level": "urgent", "reasons": ["test"]},
-    "limitations": "stand-in model",
-}
-
-
-@dataclass
-class _Prompt:
-    system: str
-    user: str
-    sha256: str
-
-
-@dataclass
-class _Result:
-    report: DraftReport
-    model_id: str = "stand-in"
-
-
-class _Backend:
-    def draft(self, seq: Any, prompt: _Prompt) -> _Result:
-        assert seq.frame_count > 0 and prompt.user
-        return _Result(DraftReport.model_validate(REPORT))
-
-
-def _prompt(seq: Any, *, context: str, profile_prompt: str, remote: bool) -> _Prompt:
-    user = f"{seq.frame_count} frames; {context}"
-    return _Prompt("system", user, hashlib.sha256(user.encode()).hexdigest())
-
-
-def stand_in_links() -> Links:
-    return Links(build_prompt=_prompt, make_backend=lambda _s: _Backend())
 
 
 @pytest.fixture(scope="module")
@@ -87,13 +47,12 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
         study = index_folder(session, phantom_dir)
         [job_wake] = create_jobs(session, settings, stable_of(study), [outcome])
         session.commit()
-    links = stand_in_links()
-    backend = _Backend()
-    assert draft_job(sessions, settings, links, backend, job_wake.row_id, 0,
-                     wakes.append) == "done"
+    backend = StandInBackend()
+    assert draft_job(sessions, settings, backend, job_wake.row_id, 0, wakes.append) == "done"
     # A duplicate wake-up for the same attempt does nothing.
-    assert draft_job(sessions, settings, links, backend, job_wake.row_id, 0,
+    assert draft_job(sessions, settings, backend, job_wake.row_id, 0,
                      wakes.append) == "not-due"
+    assert backend.calls == 1
     with sessions() as session:
         [draft] = session.scalars(select(Draft)).all()
         rows = session.execute(select(Delivery.destination, Delivery.payload_kind)).all()
@@ -107,7 +66,8 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
         event = session.scalars(select(AuditEvent).where(
             AuditEvent.kind == "draft.created")).one()
         assert event.details["prompt_sha256"] == draft.prompt_sha256
-        assert event.details["prompt"].startswith("system") and "frames" in event.details["prompt"]
+        assert event.details["prompt"].startswith(SYSTEM_PROMPT)
+        assert "Frame table:" in event.details["prompt"]
         assert event.details["model"] == "stand-in"
     assert len(wakes) == len(rows) and {w.kind for w in wakes} == {"delivery"}
     with sessions() as session:
@@ -135,7 +95,7 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
     with sessions() as session:
         [wake2] = create_jobs(session, settings, stable_of(study, "v2"), [outcome])
         session.commit()
-    assert draft_job(sessions, settings, links, backend, wake2.row_id, 0, wakes.append) == "done"
+    assert draft_job(sessions, settings, backend, wake2.row_id, 0, wakes.append) == "done"
     with sessions() as session:
         second = session.scalars(select(Draft).where(Draft.version == "v2")).one()
         assert second.predecessor_id == draft.id and second.sr_uid != draft.sr_uid
@@ -154,7 +114,7 @@ def test_draft_folder_writes_every_output(tmp_path: Path, phantom_dir: Path) -> 
 
     settings = Settings(data_dir=tmp_path / "data")
     product, written = draft_folder(settings, phantom_dir, [], "ct-generic", tmp_path / "out",
-                                    links=stand_in_links())
+                                    backend=StandInBackend())
     assert set(written) == {"sr", "tid1500", "kos", "oru", "alert", "text", "html", "sheet",
                             "report"}
     assert dcmread(written["sr"]).SOPInstanceUID == product.uids["sr"]
@@ -205,7 +165,7 @@ def test_priors_fetched_from_the_pacs(
         with sessions() as session:
             [wake] = create_jobs(session, settings, stable_of(study), [outcome])
             session.commit()
-        assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 0,
+        assert draft_job(sessions, settings, StandInBackend(), wake.row_id, 0,
                          lambda _w: None) == "done"
     fetched = settings.data_dir / "priors" / prior.study_uid
     assert len(list(fetched.glob("*.dcm"))) == 3
@@ -228,16 +188,14 @@ def test_order_closed_while_drafting_sends_nothing(
                              [RuleOutcome("all", "draft", profile="ct-generic")])
         session.commit()
 
-    class _ClosingBackend(_Backend):
-        def draft(self, seq: Any, prompt: _Prompt) -> _Result:
-            with sessions() as session:  # the RIS reports a final result meanwhile
-                now = db_now(session)
-                session.add(Order(accession=study.accession, study_uid=study.study_uid,
-                                  status="final", received_at=now, updated_at=now))
-                session.commit()
-            return super().draft(seq, prompt)
+    def close_order(_seq: FrameSequence, _prompt: Prompt) -> None:
+        with sessions() as session:  # the RIS reports a final result meanwhile
+            now = db_now(session)
+            session.add(Order(accession=study.accession, study_uid=study.study_uid,
+                              status="final", received_at=now, updated_at=now))
+            session.commit()
 
-    assert draft_job(sessions, settings, stand_in_links(), _ClosingBackend(), wake.row_id, 0,
+    assert draft_job(sessions, settings, StandInBackend(before=close_order), wake.row_id, 0,
                      lambda _w: None) == "cancelled"
     with sessions() as session:
         assert session.scalars(select(Draft)).all() == []
@@ -270,9 +228,9 @@ def test_worker_lost_mid_draft_drafts_once(
         [again] = sweep_once(session, settings)
     assert again.attempts == 1
     # The dead worker's message, redelivered by the broker, finds nothing to claim.
-    assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 0,
+    assert draft_job(sessions, settings, StandInBackend(), wake.row_id, 0,
                      lambda _w: None) == "not-due"
-    assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 1,
+    assert draft_job(sessions, settings, StandInBackend(), wake.row_id, 1,
                      lambda _w: None) == "done"
     with sessions() as session:
         assert len(session.scalars(select(Draft)).all()) == 1

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import hl7
 import yaml
-from conftest import free_port
+from helpers.net import free_port, wait_port
+from helpers.waiting import wait_for
 from hl7.client import MLLPClient
 from node_helpers import ct_phase_study, storescu
 from pydicom import dcmread
@@ -31,15 +30,6 @@ rules:
     priority: urgent
     destinations: [pacs]
 """
-
-
-def _wait_for(predicate: object, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.2)
-    raise AssertionError("condition not reached")
 
 
 def _decisions(sessions: sessionmaker[Session], study_uid: str) -> list[RuleDecision]:
@@ -67,16 +57,13 @@ def test_serve_records_decisions_and_reloads_rules(
     process = subprocess.Popen([str(radraft), "--config", str(config), "serve"],
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        def listening() -> bool:
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", port)) == 0
-        _wait_for(listening, 60)
+        wait_port(port, timeout=60, process=process)
 
         abdomen = ct_phase_study(tmp_path / "a", phases=("A",), slices=2)
         for path in abdomen:
             assert storescu(path, port).status == 0x0000
         uid_a = str(dcmread(abdomen[0]).StudyInstanceUID)
-        _wait_for(lambda: _decisions(sessions, uid_a))
+        wait_for("the decision for study A", lambda: _decisions(sessions, uid_a), timeout=30)
         [decision] = _decisions(sessions, uid_a)
         assert (decision.action, decision.rule_name, decision.profile, decision.priority) == (
             "draft", "ct-abdomen", "ct-generic", "urgent")
@@ -85,11 +72,12 @@ def test_serve_records_decisions_and_reloads_rules(
         # An invalid edit is refused (logged) and the old rules stay in force.
         rules.write_text("rules:\n  - name: x\n    action: explode\n")
         os.utime(rules, (1, 1))
-        _wait_for(lambda: "keeping the previous rules" in log.read_text())
+        wait_for("the bad rules refused", lambda: "keeping the previous rules" in log.read_text(),
+                 timeout=30)
         head = ct_phase_study(tmp_path / "h", phases=("A",), slices=1, description="CT HEAD")
         assert storescu(head[0], port).status == 0x0000
         uid_h = str(dcmread(head[0]).StudyInstanceUID)
-        _wait_for(lambda: _decisions(sessions, uid_h))
+        wait_for("the decision for study H", lambda: _decisions(sessions, uid_h), timeout=30)
         [unmatched] = _decisions(sessions, uid_h)
         assert unmatched.action == "unmatched"
         assert any("does not match" in r for r in unmatched.reasons)
@@ -133,15 +121,12 @@ def test_serve_answers_mllp_and_a_late_order_reruns_the_rules(
     process = subprocess.Popen([str(radraft), "--config", str(config), "serve"],
                                stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        def listening() -> bool:
-            with socket.socket() as s:
-                return s.connect_ex(("127.0.0.1", hl7_port)) == 0
-        _wait_for(listening, 60)
+        wait_port(hl7_port, timeout=60, process=process)
         files = ct_phase_study(tmp_path / "c", phases=("A",), slices=1, accession="ACC-LATE",
                                description="CT CHEST", body_part="CHEST")
         assert storescu(files[0], port).status == 0x0000
         uid = str(dcmread(files[0]).StudyInstanceUID)
-        _wait_for(lambda: _decisions(sessions, uid))
+        wait_for("the decision", lambda: _decisions(sessions, uid), timeout=30)
         assert [d.action for d in _decisions(sessions, uid)] == ["unmatched"]  # no order yet
 
         order = demo_messages(accession="ACC-LATE", patient_id="P1")[0].replace(
@@ -160,7 +145,7 @@ def test_serve_answers_mllp_and_a_late_order_reruns_the_rules(
         def job() -> Job | None:
             with sessions() as session:
                 return session.scalars(select(Job).where(Job.study_uid == uid)).first()
-        _wait_for(job)
+        wait_for("the job", job, timeout=30)
         found = job()
         assert found is not None and (found.rule_name, found.priority) == ("ed-ct", "stat")
     finally:

@@ -17,7 +17,7 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from conftest import DICOM_DATA
+from helpers.data import DICOM_DATA
 from orthanc import OrthancServer
 from pydicom.dataset import Dataset
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from conftest import free_port, stop_process
+from helpers.net import free_port
+from helpers.processes import stop_process
 from sqlalchemy.orm import Session, sessionmaker
 from test_worker_celery import _config, _outbox, _start_worker, _storescp, _wait_states
 

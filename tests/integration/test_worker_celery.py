@@ -13,7 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port, stop_process
+from helpers.net import free_port
+from helpers.processes import stop_process
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 

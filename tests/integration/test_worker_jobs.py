@@ -7,9 +7,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from helpers.worker import index_folder, stable_of, worker_settings
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import AuditEvent, Job, Order, RuleDecision, db_now
 from radraft.core.types import Priority

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.worker import index_folder, stable_of, worker_settings
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import Delivery, Draft, Job, Order, Study, db_now
 from radraft.dicom_node.rules import RulesWatcher, facts_for_study

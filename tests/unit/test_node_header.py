@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import DICOM_DATA
+from helpers.data import DICOM_DATA
 from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset

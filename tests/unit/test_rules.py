@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import DICOM_DATA
+from helpers.data import DICOM_DATA
 
 from radraft.core.errors import ConfigError
 from radraft.core.types import Priority

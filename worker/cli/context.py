@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from radraft.core.errors import ConfigError
-from radraft.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:  # pydantic and the settings models load when a command reads them
+    from radraft.core.settings import Settings
 
 
 @dataclass
@@ -19,6 +22,8 @@ class CliState:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from radraft.core.settings import load_settings
+
             try:
                 self._settings = load_settings(self.config_path)
             except ConfigError as exc:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from radraft.core.db.migrate import upgrade as run_upgrade
 from radraft.worker.cli.context import state
 
 app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
@@ -13,6 +12,8 @@ app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 @app.command("upgrade")
 def upgrade(ctx: typer.Context) -> None:
     """Create or migrate the database tables (SQLite or PostgreSQL)."""
+    from radraft.core.db.migrate import upgrade as run_upgrade
+
     settings = state(ctx).settings
     run_upgrade(settings.database_url)
     typer.echo("database is at the newest schema")

@@ -9,8 +9,6 @@ from pathlib import Path
 import typer
 
 from radraft.core.errors import FrameError
-from radraft.reporting.frames import build_frame_sequence, segment_table_json
-from radraft.reporting.pictures import contact_sheet, write_mp4
 from radraft.worker.cli.context import fail, state
 
 
@@ -24,6 +22,9 @@ def frames(
     video: bool = typer.Option(True, "--video/--no-video", help="Also write sequence.mp4."),
 ) -> None:
     """Turn a study (and priors) into frames: contact_sheet.png, sequence.mp4, segments.json."""
+    from radraft.reporting.frames import build_frame_sequence, segment_table_json
+    from radraft.reporting.pictures import contact_sheet, write_mp4
+
     settings = state(ctx).settings
     if profile not in settings.profiles:
         raise fail(f"unknown profile {profile!r}; known: {', '.join(sorted(settings.profiles))}")

@@ -1,8 +1,12 @@
-"""`radraft`: the one entry point. Each command group lives in a module of its own."""
+"""`radraft`: the one entry point. Each command group lives in a module of its own.
+
+Importing this module (and `radraft --help`) loads typer and nothing heavy: every command
+imports what it needs when it runs (pydicom, numpy, SQLAlchemy, Celery, the settings
+models), so the command line answers at once (tests/unit/test_cli_imports.py).
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import version
 from pathlib import Path
 
 import typer
@@ -41,6 +45,8 @@ app.add_typer(model_cmd.app, name="model")
 
 def _version(value: bool) -> None:
     if value:
+        from importlib.metadata import version
+
         typer.echo(f"radraft {version('radraft')}")
         raise typer.Exit()
 

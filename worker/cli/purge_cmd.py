@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from radraft.core.db import make_engine, make_sessionmaker
-from radraft.dicom_node.purge import purge as run_purge
-from radraft.dicom_node.storage import InstanceStore
 from radraft.worker.cli.context import state
 
 
@@ -15,6 +12,10 @@ def purge(
     dry_run: bool = typer.Option(False, "--dry-run", help="Only list what would be removed."),
 ) -> None:
     """Remove old drafted-and-delivered studies, fetched priors and delivered outbox bytes."""
+    from radraft.core.db import make_engine, make_sessionmaker
+    from radraft.dicom_node.purge import purge as run_purge
+    from radraft.dicom_node.storage import InstanceStore
+
     settings = state(ctx).settings
     engine = make_engine(settings.database_url)
     try:

@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from radraft.core.errors import ConfigError
-from radraft.dicom_node.rules import facts_from_folder, load_rules
 from radraft.worker.cli.context import fail, state
 
 app = typer.Typer(help="Check and try routing rules.", no_args_is_help=True)
@@ -16,6 +15,8 @@ app = typer.Typer(help="Check and try routing rules.", no_args_is_help=True)
 @app.command("check")
 def check(ctx: typer.Context, file: Path = typer.Argument(..., help="Rules YAML file.")) -> None:
     """Report every error in FILE with its line (profiles/destinations checked against config)."""
+    from radraft.dicom_node.rules import load_rules
+
     settings = state(ctx).settings
     try:
         rules = load_rules(
@@ -35,6 +36,8 @@ def test(
     calling_aet: str = typer.Option("", help="Pretend the study came from this AE."),
 ) -> None:
     """Print the decision for the study in STUDY_DIR, and why."""
+    from radraft.dicom_node.rules import facts_from_folder, load_rules
+
     settings = state(ctx).settings
     try:
         rules = load_rules(

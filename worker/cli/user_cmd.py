@@ -8,12 +8,14 @@ the shell history would show it.
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import typer
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.worker.cli.context import fail, state
+
+if TYPE_CHECKING:  # SQLAlchemy loads when a command opens the database
+    from sqlalchemy.orm import Session, sessionmaker
 
 app = typer.Typer(help="Console users (admin, ed, viewer).", no_args_is_help=True)
 
@@ -56,6 +58,8 @@ def add(
 @app.command("list")
 def list_users(ctx: typer.Context) -> None:
     """List console users and their roles."""
+    from sqlalchemy import select
+
     from radraft.core.db import User
 
     with _sessions(ctx)() as session:
@@ -66,6 +70,8 @@ def list_users(ctx: typer.Context) -> None:
 @app.command("remove")
 def remove(ctx: typer.Context, name: str = typer.Argument(..., help="User name.")) -> None:
     """Remove a console user; their open sessions end at once."""
+    from sqlalchemy import delete, select
+
     from radraft.core import audit
     from radraft.core.db import User, WebSession
 

@@ -1,4 +1,4 @@
-"""Shared helpers for the worker tests: stored studies as rows, settings, stand-in links."""
+"""The worker tests' rows and settings: stored studies as index rows, StudyStable, settings."""
 
 from __future__ import annotations
 
