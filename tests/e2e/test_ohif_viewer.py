@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from helpers.worker import worker_settings
 from ohif import OHIF_DIST, OhifServer
 from orthanc import OrthancServer
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import worker_settings
 
 from radraft.core.db import Draft, Job, db_now
 from radraft.core.settings import Settings

@@ -15,10 +15,10 @@ import httpx
 import numpy as np
 import pydicom
 import pytest
-from conftest import DICOM_DATA
+from helpers.data import DICOM_DATA
+from helpers.worker import worker_settings
 from orthanc import OrthancServer
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import worker_settings
 
 from radraft.core.db import Delivery, Draft, Job, db_now
 from radraft.core.settings import Settings

@@ -20,7 +20,8 @@ import httpx
 import pydicom
 import pytest
 import yaml
-from conftest import DICOM_DATA, free_port
+from helpers.data import DICOM_DATA
+from helpers.net import free_port
 from orthanc import OrthancServer
 from sqlalchemy import select
 
