@@ -28,6 +28,9 @@ from radraft.core.db.migrate import upgrade
 from radraft.core.settings import Settings
 from radraft.dicom_node.node import DicomNode
 
+# Every test here runs on the fast receive path and on pynetdicom's stock one.
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 CT = "1.2.840.10008.5.1.4.1.1.2"
 SIEMENS_PRIVATE = "1.3.12.2.1107.5.9.1"  # Siemens CSA Non-Image Storage
 DEFLATE = "1.2.840.10008.1.2.1.99"
