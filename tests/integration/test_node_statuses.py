@@ -72,8 +72,8 @@ def test_association_rejections(
         assert (rj.result, rj.result_source, rj.diagnostic) == (0x01, 0x01, 0x07)
         allowed = _associate(port, calling="MODALITY1")
         assert allowed.is_established
-        # maximum_pdu_size 0: the node announces "no limit".
-        assert allowed.acceptor.maximum_length == 0
+        # The node announces its finite maximum PDU size (dicom.maximum_pdu_size).
+        assert allowed.acceptor.maximum_length == 4 << 20
         allowed.release()
 
 
