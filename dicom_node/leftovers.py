@@ -16,6 +16,7 @@ import gc
 import logging
 import os
 import threading
+import weakref
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -72,3 +73,18 @@ class LeftoverSweeper:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+    def sweep_after(self, thread: threading.Thread, *, collect: bool) -> None:
+        """Sweep once `thread` (an ending association's own) has finished: its objects
+        cannot be collected while it still runs."""
+        ref = weakref.ref(thread)
+        del thread  # only the weak reference travels to the helper thread
+
+        def wait_then_sweep() -> None:
+            ended = ref()
+            if ended is not None:
+                ended.join(30)
+                del ended
+            self.sweep(collect=collect)
+
+        threading.Thread(target=wait_then_sweep, name="rx-sweep", daemon=True).start()

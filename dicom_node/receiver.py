@@ -152,7 +152,7 @@ class Receiver:
                 if server is not None:
                     server.association_ended(peer)
                 # Released associations leave nothing; aborted ones may (see leftovers).
-                self.sweeper.sweep(collect=not assoc.is_released)
+                self.sweeper.sweep_after(assoc, collect=not assoc.is_released)
 
         assoc.run = run_then_clean_up
         if self.fast:
