@@ -8,6 +8,8 @@ from datetime import date
 from pathlib import Path
 
 from pydicom import dcmread
+from pydicom.datadict import tag_for_keyword
+from pydicom.dataset import Dataset
 from pydicom.filereader import read_file_meta_info
 
 from radraft.core.dicom_scan import read_raw_header
@@ -206,3 +208,13 @@ def read_stored_header(path: Path, limits: InflateLimits = DEFAULT_LIMITS) -> In
         raise IdentityMismatch(f"{path}: lacks a study, series or SOP instance UID")
     _check_identifiers(header)
     return header
+
+
+def read_attributes(path: Path, keywords: list[str]) -> Dataset:
+    """A few header attributes of a stored file for display, without inflating a deflated
+    dataset beyond its first bytes (pydicom would inflate it whole on every read)."""
+    tags = [int(tag_for_keyword(k) or 0) for k in keywords]
+    meta = read_file_meta_info(path)
+    if str(getattr(meta, "TransferSyntaxUID", "") or "") in DEFLATED:
+        return read_deflated_header(path, DEFAULT_LIMITS, max(tags) + 1, tags, whole=False)
+    return dcmread(path, stop_before_pixels=True, specific_tags=keywords)

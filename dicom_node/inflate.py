@@ -52,8 +52,10 @@ def dataset_offset(path: Path) -> int:
     return 132 + _GROUP_LENGTH.size + value
 
 
-def inflate_bounded(path: Path, offset: int, limits: InflateLimits) -> tuple[bytes, int]:
-    """(the first KEEP inflated bytes, the whole inflated size); InflateLimit past a limit."""
+def inflate_bounded(path: Path, offset: int, limits: InflateLimits,
+                    *, whole: bool = True) -> tuple[bytes, int]:
+    """(the first KEEP inflated bytes, the inflated size); InflateLimit past a limit.
+    With `whole` False it stops after KEEP bytes (a reader that wants the header only)."""
     inflater = zlib.decompressobj(-zlib.MAX_WBITS)
     kept = bytearray()
     total = deflated = 0
@@ -69,7 +71,7 @@ def inflate_bounded(path: Path, offset: int, limits: InflateLimits) -> tuple[byt
                     kept += out[:KEEP - len(kept)]
                 _check(total, offset + deflated, limits)
                 data = inflater.unconsumed_tail
-                if inflater.eof:
+                if inflater.eof or (not whole and len(kept) >= KEEP):
                     return bytes(kept), total
     total += len(inflater.flush())
     _check(total, offset + deflated, limits)
@@ -86,11 +88,12 @@ def _check(total: int, deflated: int, limits: InflateLimits) -> None:
 
 
 def read_deflated_header(path: Path, limits: InflateLimits, stop_tag: int,
-                         tags: list[int]) -> Dataset:
+                         tags: list[int], *, whole: bool = True) -> Dataset:
     """The attributes `tags` (read up to `stop_tag`) of a deflated file, inflating within
-    `limits`; its File Meta as `file_meta`."""
+    `limits` (all of it when `whole`, to check the limits; else only the first KEEP bytes);
+    its File Meta as `file_meta`."""
     meta: FileMetaDataset = read_file_meta_info(path)
-    kept, total = inflate_bounded(path, dataset_offset(path), limits)
+    kept, total = inflate_bounded(path, dataset_offset(path), limits, whole=whole)
     ds = read_dataset(BytesIO(kept), is_implicit_VR=False, is_little_endian=True,
                       stop_when=lambda tag, _vr, _length: int(tag) >= stop_tag,
                       specific_tags=list(tags))

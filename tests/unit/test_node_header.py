@@ -3,6 +3,7 @@ file and on the encodings a sample set lacks (character sets, junk IS, sequences
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 import pydicom
@@ -32,6 +33,7 @@ from radraft.dicom_node.header import (
     DEFAULT_LIMITS,
     _fields_of,
     _header_of,
+    read_attributes,
     read_header,
     read_stored_header,
 )
@@ -142,3 +144,18 @@ def test_invalid_identifiers_are_refused_not_altered(tmp_path: Path, field: str,
         read_header(path, affected_class=str(ds.SOPClassUID),
                     affected_instance=str(ds.SOPInstanceUID))
     assert refused.value.status == STATUS_IDENTITY_MISMATCH
+
+
+def test_display_reads_of_a_deflated_file_inflate_only_its_first_bytes(tmp_path: Path) -> None:
+    """The study page's header read: a stored deflated file is not inflated whole."""
+    path = _written(tmp_path, DeflatedExplicitVRLittleEndian, PatientID="D2", BitsAllocated=8,
+                    PixelData=bytes(64 << 20))  # 64 MiB of zeros: ~64 KiB deflated
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        ds = read_attributes(path, ["PatientID", "StudyInstanceUID"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert ds.PatientID == "D2"
+    assert peak < 16 << 20, f"{peak} bytes to read two attributes"
