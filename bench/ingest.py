@@ -2,10 +2,13 @@
 (then the same study by STOW-RS to radraft and Orthanc: bench/stow.py).
 
     python -m bench.ingest [--reps 3] [--slices 200] [--pdus 16384,131072] [--processes N]
+                           [--servers radraft,rd-stock,storescp,orthanc]
 
 One study (3 phases x 200 slices x 512x512, 16-bit: about 300 MB) goes over 1 association
 and over 4 concurrent associations, at send PDU sizes of 16 KiB and 128 KiB, to:
 - radraft's node (`radraft serve`: fsync per file, rename, directory fsync, index row commit),
+  on its fast receive path (`radraft`) and on pynetdicom's stock path (`rd-stock`,
+  `dicom.fast_receive: false`),
 - dcmtk storescp +xa (no fsync, no index: the ceiling of the network path),
 - Orthanc (storage fsync on, SQLite index).
 Every server starts on an empty store for every run (after an `os.sync()`, so no run pays for
@@ -21,41 +24,22 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-ENV = dict(os.environ, TCP_NODELAY="1")
-STORESCU, STORESCP = "/usr/bin/storescu", "/usr/bin/storescp"
+from bench.ingest_servers import ENV, orthanc_server, radraft_server, storescp_server
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {port}")
+STORESCU = "/usr/bin/storescu"
 
 
 def make_study(folder: Path, slices: int, size: int = 512) -> list[Path]:
@@ -154,57 +138,6 @@ def send(files: list[Path], port: int, aet: str, associations: int, pdu: int) ->
     return time.perf_counter() - start
 
 
-@contextmanager
-def radraft_server(work: Path, processes: int) -> Iterator[tuple[int, int, str]]:
-    port = free_port()
-    config = work / "radraft.yaml"
-    config.write_text(yaml.safe_dump({
-        "data_dir": str(work / "radraft"),
-        "dicom": {"port": port, "host": "127.0.0.1", "stable_seconds": 3600,
-                  "min_free_bytes": 0, "receive_processes": processes},
-    }))
-    radraft = Path(sys.executable).parent / "radraft"
-    process = subprocess.Popen([str(radraft), "--config", str(config), "serve"], env=ENV,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        time.sleep(0.5 if processes == 1 else 2.0)  # every receiving process listening
-        yield port, process.pid, "RADRAFT"
-    finally:
-        process.terminate()
-        process.wait(60)
-
-
-@contextmanager
-def storescp_server(work: Path) -> Iterator[tuple[int, int, str]]:
-    port = free_port()
-    out = work / "storescp"
-    out.mkdir()
-    process = subprocess.Popen(
-        [STORESCP, "+xa", "--fork", "-pdu", "131072", "-od", str(out), str(port)], env=ENV,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        yield port, process.pid, "STORESCP"
-    finally:
-        process.terminate()
-        process.wait(30)
-
-
-@contextmanager
-def orthanc_server(work: Path) -> Iterator[tuple[int, int, str]]:
-    from tests.orthanc import OrthancServer
-
-    server = OrthancServer(work / "orthanc", extra_config={"MaximumPduLength": 131072})
-    server.start()
-    try:
-        assert server.process is not None
-        yield server.dicom_port, server.process.pid, "ORTHANC"
-    finally:
-        server.stop()
-
-
 def fsync_disk_rate(files: list[Path], work: Path) -> float:
     """Seconds to write the same files with an fsync each (the durable floor)."""
     target = work / "fsync"
@@ -249,6 +182,7 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=4,
                         help="radraft dicom.receive_processes")
     parser.add_argument("--scratch", type=Path, default=Path(tempfile.gettempdir()) / "rd-bench")
+    parser.add_argument("--servers", default="radraft,rd-stock,storescp,orthanc")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
     print(f"generating the study in {args.scratch / 'study'} ...", flush=True)
@@ -256,11 +190,13 @@ def main() -> None:
     megabytes = sum(p.stat().st_size for p in files) / 1e6
     print(f"{len(files)} files, {megabytes:.0f} MB; {args.reps} repetitions each", flush=True)
 
-    servers: dict[str, Callable[[Path], object]] = {
-        "radraft": lambda w: radraft_server(w, args.processes),
+    known: dict[str, Callable[[Path], object]] = {
+        "radraft": lambda w: radraft_server(w, args.processes, True),
+        "rd-stock": lambda w: radraft_server(w, args.processes, False),
         "storescp": storescp_server,
         "orthanc": orthanc_server,
     }
+    servers = {name: known[name] for name in ["radraft", *args.servers.split(",")]}
     pdus = [int(p) for p in args.pdus.split(",")]
     # Repetitions interleave the servers (and the disk floor), so a slow spell of this
     # shared machine hits all of them; ratios are taken within a repetition, then medians.
@@ -281,8 +217,9 @@ def main() -> None:
                     print(f"  {name:8s} assoc={associations} pdu={pdu // 1024:3d}K rep {rep + 1}: "
                           f"{megabytes / result.seconds:6.1f} MB/s", flush=True)
     print()
-    print(f"radraft receive_processes={args.processes}; medians of {args.reps} runs; "
-          "radraft/this: median of the ratios within each repetition")
+    print(f"radraft receive_processes={args.processes} (rd-stock: the same, fast_receive "
+          f"off); medians of {args.reps} runs; radraft/this: median of the ratios within "
+          "each repetition")
     header = (f"{'assoc':>5} {'pdu':>5} {'server':9} {'MB/s':>7} {'inst/s':>7} {'peak RSS':>9} "
               f"{'radraft/this':>12}")
     print(header)

@@ -68,8 +68,19 @@ class DicomSettings(_Strict):
     min_free_bytes: int = Field(1 << 30, ge=0)
     # Receiving processes (the node dispatches associations to them); parsing is GIL-bound.
     receive_processes: int = Field(1, ge=1, le=32)
-    maximum_pdu_size: int = Field(0, ge=0)
+    # Longest P-DATA-TF PDU body we advertise and accept; a longer one drops the connection
+    # (fast path). Finite: a peer's declared length is never allocated beyond it.
+    maximum_pdu_size: int = Field(4 << 20, ge=4096, le=1 << 30)
+    # Every read of a connection and every idle association end after this.
     network_timeout_s: float = Field(60.0, gt=0)
+    # pynetdicom internals accelerate the receive path (dicom_node/fast); off: stock path.
+    fast_receive: bool = True
+    max_associations: int = Field(64, ge=1, le=1024)
+    max_associations_per_peer: int = Field(16, ge=1, le=1024)
+    # Deflated datasets: refused 0xA700 past this inflated size, or past this ratio to the
+    # deflated size once the inflated size exceeds 16 MiB.
+    max_inflated_bytes: int = Field(512 << 20, ge=1 << 20)
+    max_inflate_ratio: float = Field(200.0, gt=1)
 
     @field_validator("ae_title")
     @classmethod

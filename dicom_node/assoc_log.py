@@ -1,7 +1,7 @@
 """One log line when an association starts and one when it ends, with what it stored.
 
-pynetdicom's own per-PDU and per-request log handlers are switched off in the node (they
-cost about 0.2 ms an instance); these lines are what a PACS admin reads instead. They
+pynetdicom's own per-PDU and per-request log handlers are switched off in the node (their
+cost: README); these lines are what a PACS admin reads instead. They
 carry AE titles, addresses and counts, never patient data.
 """
 

@@ -21,10 +21,11 @@ import socket
 import threading
 
 from radraft.dicom_node.errors import NodeStartError
+from radraft.dicom_node.peers import PeerLimit, reject
 
 log = logging.getLogger(__name__)
 
-ENDED = b"E"  # receiver → node: one association ended
+ENDED = b"E"  # receiver → node: one association ended (followed by the peer's address)
 _HANDED = b"C"  # node → receiver: the attached descriptor is a new connection
 
 
@@ -53,7 +54,8 @@ class Dispatcher:
     node's copies of them once the processes hold theirs.
     """
 
-    def __init__(self, host: str, port: int, receivers: int) -> None:
+    def __init__(self, host: str, port: int, receivers: int,
+                 *, max_per_peer: int = 1 << 30) -> None:
         if receivers < 1:
             raise ValueError("a dispatcher needs at least one receiving process")
         try:
@@ -68,6 +70,7 @@ class Dispatcher:
         self.open = [0] * receivers  # associations each receiver holds
         self.handed = [0] * receivers  # when each last got one (a counter)
         self.alive = [True] * receivers
+        self.peers = PeerLimit(max_per_peer)  # open associations per calling address
         self._count = 0
         self._lock = threading.Lock()
         self._wake_read, self._wake_write = socket.socketpair()
@@ -115,9 +118,13 @@ class Dispatcher:
 
     def _accept(self) -> None:
         try:
-            connection, _address = self.listener.accept()
+            connection, address = self.listener.accept()
         except OSError as exc:  # e.g. EMFILE, or a connection reset while queued
             log.warning("accept failed: %s", exc)
+            return
+        peer = str(address[0])
+        if not self.peers.admit(peer):
+            reject(connection, peer, self.peers.per_peer)
             return
         with connection:
             no_delay(connection)
@@ -132,6 +139,7 @@ class Dispatcher:
                 with self._lock:
                     self.open[index] += 1
                 return
+            self.peers.release(peer)
             log.error("no receiving process left: connection closed")
 
     def choose(self) -> int | None:
@@ -148,12 +156,15 @@ class Dispatcher:
     def _ended(self, index: int) -> bool:
         """Read one message from receiver `index`; False once its channel closed."""
         try:
-            message = self.channels[index].recv(16)
+            message = self.channels[index].recv(64)
         except OSError:
             message = b""
-        if message == ENDED:
+        if message.startswith(ENDED):
             with self._lock:
                 self.open[index] = max(0, self.open[index] - 1)
+            peer = message[len(ENDED):].decode("ascii", "replace")
+            if peer:
+                self.peers.release(peer)
             return True
         if message:
             log.warning("receiving process %d sent %r", index, message)

@@ -39,3 +39,18 @@ class CannotUnderstand(StoreRefused):
 
 class NodeStartError(IngestError):
     """The node could not start (port taken, a receiving process died at start)."""
+
+
+class InflateLimit(StoreRefused):
+    """A deflated dataset inflates past `dicom.max_inflated_bytes` or `max_inflate_ratio`."""
+
+    status = STATUS_OUT_OF_RESOURCES
+
+
+class InvalidIdentifier(StoreRefused):
+    """A UID that is not a valid UID (over 64 characters, characters other than digits and
+    dots, empty components), or an identifier longer than the index keeps: refused rather
+    than altered (a truncated UID could merge two studies). Status 0xA900: a Type 1
+    attribute with an invalid value makes the dataset not match its SOP Class."""
+
+    status = STATUS_IDENTITY_MISMATCH

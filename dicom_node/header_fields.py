@@ -24,6 +24,7 @@ TAGS = [
     "SeriesNumber", "SeriesDescription", "InstanceNumber", "Manufacturer",
 ]
 _TAG_OF: dict[str, int] = {k: int(tag_for_keyword(k) or 0) for k in TAGS}
+TAG_NUMBERS = list(_TAG_OF.values())
 # The raw scan stops after the last of them, Instance Number (0020,0013).
 STOP_TAG = max(_TAG_OF.values()) + 1
 _CHARSET = 0x00080005
@@ -34,13 +35,16 @@ _CHARSET_VRS = frozenset({"LO", "LT", "PN", "SH", "ST", "UC", "UT"})
 class HeaderFields(Protocol):
     transfer_syntax: str
 
-    def text(self, keyword: str, limit: int = 64) -> str: ...
+    def text(self, keyword: str, limit: int | None = 64) -> str: ...
 
     def integer(self, keyword: str) -> int | None: ...
 
 
-def _trimmed(value: str, limit: int) -> str:
-    return value.strip().strip("\x00").strip()[:limit]
+def _trimmed(value: str, limit: int | None) -> str:
+    """Padding removed; cut to `limit` characters (descriptions only: identifiers are read
+    with None and refused when too long, never cut)."""
+    value = value.strip().strip("\x00").strip()
+    return value if limit is None else value[:limit]
 
 
 def _to_int(value: str) -> int | None:
@@ -87,7 +91,7 @@ class RawFields:
         # pydicom splits multi-values and trims each; the index joins them again.
         return "\\".join(part.rstrip(" \x00") for part in decoded.split("\\"))
 
-    def text(self, keyword: str, limit: int = 64) -> str:
+    def text(self, keyword: str, limit: int | None = 64) -> str:
         value = self._string(keyword)
         return _trimmed(value, limit) if value else ""
 
@@ -104,7 +108,7 @@ class DatasetFields:
         meta: Any = getattr(ds, "file_meta", None)
         self.transfer_syntax = str(getattr(meta, "TransferSyntaxUID", "") or "")
 
-    def text(self, keyword: str, limit: int = 64) -> str:
+    def text(self, keyword: str, limit: int | None = 64) -> str:
         value = self.ds.get(keyword)
         if value is None or value == "":
             return ""

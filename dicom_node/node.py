@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from radraft.core.settings import Settings
 from radraft.dicom_node.dispatch import Dispatcher
 from radraft.dicom_node.purge import purge_for_settings
-from radraft.dicom_node.receiver import Receiver, spawn_receivers
+from radraft.dicom_node.receiver import Receiver
+from radraft.dicom_node.receiving_process import spawn_receivers
 from radraft.dicom_node.repair import repair_index
 from radraft.dicom_node.stability import OnStable, StabilityMonitor
 from radraft.dicom_node.storage import InstanceStore
@@ -66,7 +67,8 @@ class DicomNode:
             self._receiver.start()
         else:
             dicom = self.settings.dicom
-            self._dispatcher = Dispatcher(dicom.host, dicom.port, count)
+            self._dispatcher = Dispatcher(dicom.host, dicom.port, count,
+                                          max_per_peer=dicom.max_associations_per_peer)
             try:
                 self._processes, self._stop_processes = spawn_receivers(
                     self.settings, self._dispatcher.receiver_ends, purge_for_settings

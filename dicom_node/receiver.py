@@ -1,18 +1,22 @@
-"""One receiving process: a pynetdicom acceptor on the node's port, or fed by its dispatcher.
+"""One receiving process's acceptor: pynetdicom on the node's port, or fed by its dispatcher.
 
 With one receiving process it listens itself (`NodeServer`). With several
 (`dicom.receive_processes`), which lifts the GIL ceiling of pure-Python PDU handling, the
 node's process listens and `dispatch.Dispatcher` hands each connection to the process with
 the fewest open associations (`HandedServer`).
+
+`dicom.fast_receive` (default on) accelerates every association with `dicom_node.fast`, the
+one layer that touches pynetdicom's internals; off, or with pynetdicom/pydicom versions
+other than the pinned ones, pynetdicom's stock receive path runs, with the same statuses,
+durability order and files. Both paths share what makes a door safe: a read timeout on
+every connection, the per-peer association limit, free space checked as data arrives,
+and partial files of ended associations removed at once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import logging
-import multiprocessing as mp
-import signal
+import os
 import socket
 import tempfile
 import threading
@@ -22,94 +26,29 @@ from typing import Any
 
 from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
-from pynetdicom.transport import ThreadedAssociationServer
 
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
-from radraft.dicom_node import file_meta, received_file
+from radraft.dicom_node import fast
 from radraft.dicom_node.disk import DiskGuard
-from radraft.dicom_node.dispatch import ENDED, no_delay, receive_connection
-from radraft.dicom_node.early_sync import EarlySync
-from radraft.dicom_node.errors import NodeStartError
-from radraft.dicom_node.fast_transport import FastRequestHandler, install_reactor_clock
+from radraft.dicom_node.leftovers import LeftoverSweeper
+from radraft.dicom_node.peers import PeerLimit
 from radraft.dicom_node.scp import StoreHandler, handle_echo
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.servers import HandedServer, NodeServer
+from radraft.dicom_node.space import SpaceWatch
+from radraft.dicom_node.storage import InstanceStore, fsync_file
 
 log = logging.getLogger(__name__)
 
-_PR_SET_PDEATHSIG = 1
-
-
-class NodeServer(ThreadedAssociationServer):
-    """pynetdicom's threaded acceptor with TCP_NODELAY on every socket."""
-
-    daemon_threads = True
-    early_sync: EarlySync  # set by Receiver.start, read by FastRequestHandler
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        client, address = super().get_request()
-        no_delay(client)
-        return client, address
-
-    def association_ended(self) -> None:
-        """Called by each association's thread as it ends (FastRequestHandler)."""
-
-
-class HandedServer(NodeServer):
-    """A receiving process's server: its "listening" socket is its channel to the node's
-    dispatcher, which sends connections (TCP_NODELAY already set); each association's end
-    goes back on the same channel."""
-
-    def __init__(self, *args: Any, channel: socket.socket, **kwargs: Any) -> None:
-        self.channel = channel
-        self._shutdown_lock = threading.Lock()
-        self._shut_down = False
-        super().__init__(*args, **kwargs)
-
-    def server_bind(self) -> None:
-        assert self.socket is not None
-        self.socket.close()  # the TCP socket socketserver made: the node listens instead
-        self.socket = self.channel
-
-    def server_activate(self) -> None:
-        pass
-
-    def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
-        connection = receive_connection(self.channel)
-        if connection is None:
-            # The node is gone (PR_SET_PDEATHSIG ends this process too): stop serving.
-            threading.Thread(target=self.shutdown, daemon=True).start()
-            raise OSError("the node's dispatcher closed the channel")
-        address = connection.getpeername()
-        return connection, (str(address[0]), int(address[1]))
-
-    def association_ended(self) -> None:
-        with contextlib.suppress(OSError):  # the node is gone; nobody counts any more
-            self.channel.send(ENDED)
-
-    def shutdown(self) -> None:
-        """Stop serving (once: the node's stop and a closed channel may both ask)."""
-        with self._shutdown_lock:
-            if self._shut_down:
-                return
-            self._shut_down = True
-        super().shutdown()
-
 
 def configure_pynetdicom() -> None:
-    """Process-wide pynetdicom switches the node relies on."""
+    """Process-wide pynetdicom switches the node relies on (pynetdicom's public `_config`)."""
     # Receive each dataset straight to a file (large multi-frame objects never sit in RAM).
     _config.STORE_RECV_CHUNKED_DATASET = True
     # Private and unknown SOP classes (Siemens, GE) are storage too.
     _config.UNRESTRICTED_STORAGE_SERVICE = True
-    # No per-PDU/per-request log handlers (0.2 ms an instance): assoc_log writes the lines.
+    # No per-PDU/per-request log handlers (their cost: README): assoc_log writes the lines.
     _config.LOG_HANDLER_LEVEL = "none"
-    # Each received file's meta group written directly, not through pydicom (0.2 ms).
-    file_meta.install()
-    # Each received dataset's temporary file created without tempfile's overhead.
-    received_file.install()
-    # The association reactor's 1 ms sleep skipped on the node's own associations.
-    install_reactor_clock()
 
 
 def build_ae(settings: Settings) -> AE:
@@ -125,7 +64,7 @@ def build_ae(settings: Settings) -> AE:
     ae.network_timeout = dicom.network_timeout_s
     ae.dimse_timeout = dicom.network_timeout_s
     ae.acse_timeout = dicom.network_timeout_s
-    ae.maximum_associations = 64
+    ae.maximum_associations = dicom.max_associations
     return ae
 
 
@@ -138,13 +77,20 @@ class Receiver:
         self.channel = channel  # from the node's dispatcher; None: listen on the port
         self.store = InstanceStore(settings.dicom_dir)
         disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes, purge)
-        self.early_sync = EarlySync()
+        self.space = SpaceWatch(disk)
+        self.early_sync = fast.EarlySync()
+        # This process's received datasets (pynetdicom's temp files): its own folder, on
+        # the store's file system (the final rename is atomic and costs no copy).
+        self.rx_dir = settings.data_dir / "tmp" / f"rx-{os.getpid()}"
+        self.sweeper = LeftoverSweeper(self.rx_dir)
+        self.fast = False  # decided at start
         self.placer = ThreadPoolExecutor(8, thread_name_prefix="placer")
         # The index's own engine: its SQLite commits skip the fsync (see make_engine).
         self.engine = make_engine(settings.database_url, pool_size=8, fsync_commits=False)
         self.handler = StoreHandler(
             self.store, self.engine, disk, uid_root=settings.site.uid_root,
-            placer=self.placer, synced=self.early_sync.wait,
+            placer=self.placer, synced=fsync_file, space=self.space,
+            limits=settings.dicom,
         )
         self._server: NodeServer | None = None
         self._thread: threading.Thread | None = None
@@ -154,31 +100,72 @@ class Receiver:
         assert self._server is not None
         return int(self._server.server_address[1])
 
+    def _choose_path(self) -> bool:
+        if not self.settings.dicom.fast_receive:
+            fast.uninstall()  # a process that ran the fast path before (tests)
+            log.info("DICOM receive path: pynetdicom's stock path (dicom.fast_receive off)")
+            return False
+        return fast.install()  # False: versions differ, logged once by fast
+
     def start(self) -> None:
         configure_pynetdicom()
+        self.fast = self._choose_path()
+        self.handler.synced = self.early_sync.wait if self.fast else fsync_file
         self.store.prepare()
+        self.rx_dir.mkdir(parents=True, exist_ok=True)
+        self.sweeper.sweep()
+        tempfile.tempdir = str(self.rx_dir)  # where pynetdicom creates each received file
         ae = build_ae(self.settings)
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
-            *self.handler.assoc_log.handlers(),
+            (evt.EVT_CONN_OPEN, self._opened), *self.handler.assoc_log.handlers(),
         ]
+        if not self.fast:  # the fast path counts arrivals in its socket instead
+            handlers.append((evt.EVT_DATA_RECV, self._data_received))
         # Fed by the node's dispatcher, or listening on the port itself.
         extra: dict[str, Any] = {} if self.channel is None else {"channel": self.channel}
         server_class = NodeServer if self.channel is None else HandedServer
         server = ae.make_server(
             (self.settings.dicom.host, self.settings.dicom.port), ae_title=ae.ae_title,
-            evt_handlers=handlers, request_handler=FastRequestHandler,
-            server_class=server_class, **extra,
+            evt_handlers=handlers, server_class=server_class, **extra,
         )
         assert isinstance(server, NodeServer)
-        server.early_sync = self.early_sync
-        # As AE.start_server does: the server's shutdown() unregisters itself from the AE.
-        ae._servers.append(server)
+        server.read_timeout_s = self.settings.dicom.network_timeout_s
+        server.peers = PeerLimit(self.settings.dicom.max_associations_per_peer)
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, name="dicom-acceptor", daemon=True
         )
         self._thread.start()
+
+    def _opened(self, event: evt.Event) -> None:
+        """EVT_CONN_OPEN: the association exists, its threads have not started."""
+        assoc: Any = event.assoc
+        peer = str(assoc.requestor.address)
+        server = self._server
+        run = assoc.run
+
+        def run_then_clean_up() -> None:
+            try:
+                run()
+            finally:
+                if server is not None:
+                    server.association_ended(peer)
+                # Released associations leave nothing; aborted ones may (see leftovers).
+                self.sweeper.sweep_after(assoc, collect=not assoc.is_released)
+
+        assoc.run = run_then_clean_up
+        if self.fast:
+            fast.accelerate(
+                assoc, early_sync=self.early_sync,
+                max_pdu=self.settings.dicom.maximum_pdu_size,
+                on_arrival=lambda count: self.space.arrived(assoc, count),
+                discard=lambda: self.space.discard(assoc),
+            )
+
+    def _data_received(self, event: evt.Event) -> None:
+        """EVT_DATA_RECV (stock path): every PDU's bytes count towards the space check."""
+        self.space.arrived(event.assoc, len(event.data))
 
     def stop(self) -> None:
         if self._server is not None:
@@ -188,54 +175,3 @@ class Receiver:
             self.early_sync.shutdown()
             self.placer.shutdown(wait=True)
             self.engine.dispose()
-
-
-def _die_with_parent() -> None:
-    """A receiver must not outlive the node (a SIGKILLed parent cannot stop its children)."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:
-        log.warning("prctl(PR_SET_PDEATHSIG) unavailable: receivers may outlive the node")
-
-
-def receiver_process_main(
-    settings: Settings, ready: Any, stop: Any, purge: Callable[[Settings], int],
-    channel: socket.socket,
-) -> None:
-    """Entry point of one receiving process (spawned by DicomNode)."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
-    # pynetdicom's chunk files are created in the temp dir: keep it on the store's file
-    # system so the final rename is atomic and costs no copy. This process owns it.
-    tempfile.tempdir = str(settings.data_dir / "tmp")
-    receiver = Receiver(settings, lambda: purge(settings), channel)
-    receiver.start()
-    ready.set()
-    stop.wait()
-    receiver.stop()
-
-
-def spawn_receivers(
-    settings: Settings, channels: list[socket.socket], purge: Callable[[Settings], int],
-) -> tuple[list[mp.process.BaseProcess], Any]:
-    """One receiving process per dispatcher channel; returns them and the event that stops
-    them."""
-    context = mp.get_context("spawn")
-    stop = context.Event()
-    processes: list[mp.process.BaseProcess] = []
-    readies = []
-    for index, channel in enumerate(channels):
-        ready = context.Event()
-        process = context.Process(
-            target=receiver_process_main, args=(settings, ready, stop, purge, channel),
-            name=f"dicom-receiver-{index}", daemon=True,
-        )
-        process.start()
-        processes.append(process)
-        readies.append(ready)
-    for started, ready in zip(processes, readies, strict=True):
-        if not ready.wait(60):
-            raise NodeStartError(f"{started.name} did not start (exit code {started.exitcode})")
-    return processes, stop

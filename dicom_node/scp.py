@@ -13,6 +13,7 @@ from pynetdicom import events as evt
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from radraft.core.settings import DicomSettings
 from radraft.dicom_node.assoc_log import AssociationLog
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.errors import (
@@ -21,8 +22,10 @@ from radraft.dicom_node.errors import (
     OutOfSpace,
     StoreRefused,
 )
-from radraft.dicom_node.header import InstanceHeader, read_header
+from radraft.dicom_node.header import DEFAULT_LIMITS, InstanceHeader, read_header
 from radraft.dicom_node.index import IndexCache, IndexResult, begin_write, index_instance
+from radraft.dicom_node.inflate import InflateLimits
+from radraft.dicom_node.space import SpaceWatch
 from radraft.dicom_node.storage import InstanceStore, fsync_file
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class StoreHandler:
     def __init__(
         self, store: InstanceStore, engine: Engine, disk: DiskGuard,
         *, uid_root: str, placer: Executor, synced: Callable[[Path], None] = fsync_file,
+        space: SpaceWatch | None = None, limits: DicomSettings | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -48,6 +52,9 @@ class StoreHandler:
         self.uid_root = uid_root
         self.placer = placer  # places files while the index statements run
         self.synced = synced  # makes the received file durable (EarlySync.wait in the node)
+        self.space = space  # free disk measured while data arrived
+        self.inflate_limits = DEFAULT_LIMITS if limits is None else InflateLimits(
+            limits.max_inflated_bytes, limits.max_inflate_ratio)
         self.assoc_log = AssociationLog()
         self.cache = IndexCache()
 
@@ -62,6 +69,8 @@ class StoreHandler:
         sop_uid = str(request.AffectedSOPInstanceUID or "")
         calling = str(event.assoc.requestor.ae_title).strip()
         try:
+            if self.space is not None and self.space.take_refusal(event.assoc):
+                raise OutOfSpace("free disk fell below dicom.min_free_bytes while it arrived")
             self.store_one(event.dataset_path, request, calling)
         except StoreRefused as exc:
             log.warning(
@@ -98,6 +107,7 @@ class StoreHandler:
         header = read_header(
             received, affected_class=str(request.AffectedSOPClassUID or ""),
             affected_instance=str(request.AffectedSOPInstanceUID or ""),
+            limits=self.inflate_limits,
         )
         dest = self.store.path_for(header.study_uid, header.series_uid, header.sop_uid)
         placed = self.placer.submit(self.store.place, received, dest, synced=self.synced)

@@ -145,3 +145,13 @@ def vllm_server(_vllm_holder: Any) -> Any:
     """The real vLLM server (its own venv, `make vllm-venv`) over the tiny model: started
     once per session, and again after a test that had to stop it (one vLLM at a time)."""
     return _vllm_holder.running()
+
+
+@pytest.fixture(params=["fast", "stock"])
+def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a node test on both receive paths: the fast one (dicom_node/fast) and
+    pynetdicom's stock one (`dicom.fast_receive` off), through the environment so that
+    nodes started in subprocesses get the same."""
+    fast = request.param == "fast"
+    monkeypatch.setenv("RADRAFT_DICOM__FAST_RECEIVE", "true" if fast else "false")
+    return str(request.param)

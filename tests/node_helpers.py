@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
 from radraft.core.types import StudyStable
-from radraft.dicom_node.fast_transport import FastSocket
+from radraft.dicom_node.fast.transport import FastSocket
 from radraft.dicom_node.node import DicomNode
 
 STORESCU = "/usr/bin/storescu"
@@ -139,7 +139,7 @@ def running_node(
         node.stop()
 
 
-def fast_socket(sock: socket.socket) -> FastSocket:
+def fast_socket(sock: socket.socket, *, max_pdu: int = 4 << 20) -> FastSocket:
     """A FastSocket over `sock` with no association: recv, peek and the read-ahead only.
 
     The caller closes `sock` and the socket's wake-up eventfd (`_wake_fd`).
@@ -147,5 +147,5 @@ def fast_socket(sock: socket.socket) -> FastSocket:
     fast = object.__new__(FastSocket)
     fast.socket = sock
     fast._is_connected = True
-    fast.start_read_ahead(os.eventfd(0, os.EFD_NONBLOCK))
+    fast.start_read_ahead(os.eventfd(0, os.EFD_NONBLOCK), max_pdu=max_pdu)
     return fast

@@ -24,6 +24,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from radraft.core.db import Instance
 from radraft.dicom_node import storage
 
+# Every test here runs on the fast receive path and on pynetdicom's stock one.
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 CT = "1.2.840.10008.5.1.4.1.1.2"
 
 

@@ -6,6 +6,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 from helpers.net import free_port
 from node_helpers import ct_phase_study, node_settings, running_node, storescu
 from pydicom import dcmread
@@ -14,6 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance, Study
 from radraft.core.types import StudyStable
+
+# Every test here runs on the fast receive path and on pynetdicom's stock one.
+pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 def test_concurrent_associations_over_two_processes(

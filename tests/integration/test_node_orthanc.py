@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from helpers.net import free_port
 from node_helpers import ct_phase_study, node_settings, running_node
 from orthanc import Modality, OrthancServer
@@ -13,6 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance, Series, Study, StudyAnnouncement
 from radraft.core.types import StudyStable
+
+# Every test here runs on the fast receive path and on pynetdicom's stock one.
+pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 def test_orthanc_sends_a_study_and_the_node_announces_it_once(

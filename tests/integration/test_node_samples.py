@@ -15,6 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance, Study
 
+# Every test here runs on the fast receive path and on pynetdicom's stock one.
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 STORED = 0x0000
 # Files storescu itself cannot read: it never sends them (the node sees nothing).
 NOT_SENT = None

@@ -29,6 +29,9 @@ from radraft.core.db.migrate import upgrade
 from radraft.core.settings import Settings
 from radraft.dicom_node.node import DicomNode
 
+# Every test here runs on the fast receive path and on pynetdicom's stock one.
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 CT = "1.2.840.10008.5.1.4.1.1.2"
 SIEMENS_PRIVATE = "1.3.12.2.1107.5.9.1"  # Siemens CSA Non-Image Storage
 DEFLATE = "1.2.840.10008.1.2.1.99"
@@ -70,8 +73,8 @@ def test_association_rejections(
         assert (rj.result, rj.result_source, rj.diagnostic) == (0x01, 0x01, 0x07)
         allowed = _associate(port, calling="MODALITY1")
         assert allowed.is_established
-        # maximum_pdu_size 0: the node announces "no limit".
-        assert allowed.acceptor.maximum_length == 0
+        # The node announces its finite maximum PDU size (dicom.maximum_pdu_size).
+        assert allowed.acceptor.maximum_length == 4 << 20
         allowed.release()
 
 

@@ -8,7 +8,7 @@ import pytest
 from pydicom.filewriter import write_file_meta_info as pydicom_write
 from pynetdicom.dsutils import create_file_meta as pynetdicom_meta
 
-from radraft.dicom_node.file_meta import create_file_meta, write_file_meta_info
+from radraft.dicom_node.fast.file_meta import create_file_meta, write_file_meta_info
 
 
 @pytest.mark.parametrize(("sop_class", "sop_instance", "syntax"), [

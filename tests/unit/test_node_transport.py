@@ -1,4 +1,5 @@
-"""The node's event-driven waits: EarlySync's hand-over and ReactorClock's one skipped sleep."""
+"""The fast path's waits and reads: EarlySync's hand-over, the one skipped reactor sleep,
+FastSocket's bounded reads."""
 
 from __future__ import annotations
 
@@ -6,15 +7,15 @@ import os
 import socket
 import struct
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from node_helpers import fast_socket
 
-from radraft.dicom_node import early_sync as early_sync_module
-from radraft.dicom_node.early_sync import EarlySync
-from radraft.dicom_node.fast_transport import ReactorClock
+from radraft.dicom_node.fast import early_sync as early_sync_module
+from radraft.dicom_node.fast.early_sync import EarlySync
+from radraft.dicom_node.fast.reactor import REACTOR_SLEEP_S, TimeWithoutReactorSleep
+from radraft.dicom_node.fast.transport import PduTooLong
 
 
 def test_wait_returns_after_the_started_fsync(tmp_path: Path,
@@ -63,28 +64,34 @@ def test_wait_raises_the_fsync_error(tmp_path: Path) -> None:
     sync.shutdown()
 
 
-def test_reactor_clock_skips_only_the_reactor_sleep_of_accelerated_threads() -> None:
-    clock = ReactorClock(time)
-    slept: dict[str, float] = {}
+def test_only_the_reactor_sleep_of_accelerated_threads_is_skipped() -> None:
+    slept: list[tuple[str, float]] = []
 
-    def run(name: str, accelerated: bool, seconds: float) -> None:
-        thread = threading.current_thread()
-        thread._accelerated = accelerated  # type: ignore[attr-defined]
-        start = time.perf_counter()
-        for _ in range(20):
-            clock.sleep(seconds)
-        slept[name] = time.perf_counter() - start
+    class RecordingTime:
+        """The real module's stand-in: records each sleep instead of sleeping."""
 
-    cases = {"fast": (True, 0.001), "plain": (False, 0.001), "other": (True, 0.002)}
-    threads = [threading.Thread(target=run, args=(n, *c)) for n, c in cases.items()]
-    for thread in threads:
+        def sleep(self, seconds: float) -> None:
+            slept.append((threading.current_thread().name, seconds))
+
+        def monotonic(self) -> float:
+            return 42.0
+
+    patched = TimeWithoutReactorSleep(RecordingTime())  # type: ignore[arg-type]
+
+    def run(accelerated: bool, seconds: float) -> None:
+        threading.current_thread()._accelerated = accelerated  # type: ignore[attr-defined]
+        patched.sleep(seconds)
+
+    cases = {"fast": (True, REACTOR_SLEEP_S), "plain": (False, REACTOR_SLEEP_S),
+             "other": (True, 0.002)}
+    for name, case in cases.items():
+        thread = threading.Thread(target=run, args=case, name=name)
         thread.start()
-    for thread in threads:
         thread.join()
-    assert slept["fast"] < 0.01  # 20 skipped 1 ms sleeps
-    assert slept["plain"] >= 0.02  # not accelerated: every sleep is real
-    assert slept["other"] >= 0.04  # any other duration is real too
-    assert clock.monotonic() > 0  # the rest of `time` passes through
+    # The accelerated thread's reactor sleep is skipped; a plain thread's, and any other
+    # duration, reach the real module.
+    assert slept == [("plain", REACTOR_SLEEP_S), ("other", 0.002)]
+    assert patched.monotonic() == 42.0  # the rest of `time` passes through
 
 
 def _pdu(length: int) -> bytes:
@@ -125,5 +132,34 @@ def test_fast_socket_is_ready_from_its_read_ahead_and_short_when_the_peer_stops(
     assert fast.recv(100) == first[6:]
     assert fast.recv(6) == second[:6]
     assert fast.recv(200) == second[6:50]  # cut short: fewer bytes, as a closed socket gives
+    receiver.close()
+    os.close(fast._wake_fd)
+
+
+def test_fast_socket_refuses_a_pdu_longer_than_its_limit() -> None:
+    sender, receiver = socket.socketpair()
+    sender.sendall(struct.pack(">BBI", 4, 0, 512 << 20))  # declares 512 MiB, sends nothing
+    fast = fast_socket(receiver, max_pdu=1 << 20)
+    head = fast.recv(6)
+    with pytest.raises(PduTooLong):
+        fast.recv(struct.unpack(">BBI", head)[2])
+    sender.close()
+    receiver.close()
+    os.close(fast._wake_fd)
+
+
+def test_fast_socket_grows_a_long_pdu_only_as_its_bytes_arrive() -> None:
+    """A peer that declares 4 MiB and sends 100 KiB costs pieces of at most what arrived."""
+    sender, receiver = socket.socketpair()
+    declared, sent = 4 << 20, 100_000
+    sender.sendall(struct.pack(">BBI", 4, 0, declared) + b"x" * sent)
+    sender.close()
+    fast = fast_socket(receiver, max_pdu=declared)
+    arrived: list[int] = []
+    fast.on_arrival = arrived.append
+    head = fast.recv(6)
+    body = fast.recv(struct.unpack(">BBI", head)[2])
+    assert len(body) == sent  # cut short: the peer closed
+    assert sum(arrived) == 6 + sent  # every received byte was reported
     receiver.close()
     os.close(fast._wake_fd)

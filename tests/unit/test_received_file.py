@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from radraft.dicom_node.received_file import ReceivedFile, received_file
+from radraft.dicom_node.fast.received_file import ReceivedFile, received_file
 
 
 def test_files_are_unique_and_hold_every_byte(tmp_path: Path,

@@ -7,7 +7,7 @@ from pynetdicom.dimse_messages import C_STORE_RSP
 from pynetdicom.dimse_primitives import C_ECHO, C_STORE
 from pynetdicom.dsutils import encode
 
-from radraft.dicom_node.store_response import encode_store_response
+from radraft.dicom_node.fast.store_response import encode_store_response
 
 
 def _response(status: int, message_id: int, sop_class: str | None,

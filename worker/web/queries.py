@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
 from sqlalchemy import Select, exists, func, or_, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,8 @@ from radraft.core.db import (
     Study,
     db_now,
 )
+from radraft.dicom_node.errors import StoreRefused
+from radraft.dicom_node.header import read_attributes
 from radraft.reporting.render import render_html
 from radraft.reporting.report_schema import DraftReport
 from radraft.worker.web.segments import sequence_stub
@@ -165,9 +168,9 @@ def _header_name(session: Session, study: Study) -> tuple[str, str]:
     if not path:
         return "", ""
     try:
-        ds = dcmread(path, stop_before_pixels=True,
-                     specific_tags=["PatientName", "PatientBirthDate"])
-    except (InvalidDicomError, OSError):
+        # Bounded for deflated files (the node's reader, not pydicom's whole inflate).
+        ds = read_attributes(Path(path), ["PatientName", "PatientBirthDate"])
+    except (InvalidDicomError, OSError, ValueError, zlib.error, StoreRefused):
         log.info("study %s: no readable header for the patient name", study.study_uid)
         return "", ""
     return str(ds.get("PatientName", "")).replace("^", " ").strip(), \

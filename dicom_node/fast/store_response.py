@@ -1,10 +1,10 @@
 """C-STORE-RSP command sets encoded directly, and sent in one P-DATA (PS3.7 9.3.1.2).
 
 pynetdicom builds every response as a pydicom Dataset, encodes it twice (once for the
-group length) and validates each UID again: ~0.75 ms of CPU an instance here, a tenth of
-what the node spends on one. A response with a status and nothing else has a fixed shape in
-Implicit VR Little Endian (PS3.7 6.3.1); one with an Error Comment or Offending Element, or
-an association with a handler on EVT_DIMSE_SENT, goes pynetdicom's way. A test compares
+group length) and validates each UID again (cost: README). A response with a status and
+nothing else has a fixed shape in Implicit VR Little Endian (PS3.7 6.3.1); one with an
+Error Comment or Offending Element, or an association with a handler on EVT_DIMSE_SENT,
+goes pynetdicom's way. A test compares
 the bytes with pynetdicom's own encoding.
 """
 

@@ -1,4 +1,4 @@
-"""The dataset lane: which PDUs go straight to the received file, and which stay pynetdicom's."""
+"""The direct dataset writer: which PDUs go straight to the file, which stay pynetdicom's."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from node_helpers import fast_socket
 
-from radraft.dicom_node.dataset_lane import DatasetLane, DatasetWriteError
-from radraft.dicom_node.fast_transport import FastSocket
-from radraft.dicom_node.received_file import ReceivedFile
+from radraft.dicom_node.fast.direct_write import DatasetWriteError, DirectDatasetWriter
+from radraft.dicom_node.fast.received_file import ReceivedFile
+from radraft.dicom_node.fast.transport import FastSocket
 
 CONTEXT = 3
 
@@ -43,7 +43,7 @@ class Peer:
     sender: socket.socket
     file: ReceivedFile
     original_calls: list[bytes] = field(default_factory=list)
-    lane: DatasetLane = field(init=False)
+    writer: DirectDatasetWriter = field(init=False)
     dul: Any = field(init=False)
 
     def __post_init__(self) -> None:
@@ -53,7 +53,7 @@ class Peer:
             _kill_thread=False)
         message = SimpleNamespace(_data_set_file=self.file, context_id=CONTEXT)
         assoc: Any = SimpleNamespace(dul=self.dul, dimse=SimpleNamespace(message=message))
-        self.lane = DatasetLane(assoc, self._original)
+        self.writer = DirectDatasetWriter(assoc, self._original)
 
     def _original(self) -> None:
         """pynetdicom's reader, as far as the stream goes: it consumes one whole PDU."""
@@ -81,12 +81,12 @@ def test_mid_dataset_fragments_are_written_and_the_last_one_is_left(peer: Peer) 
     parts = [os.urandom(n) for n in (16_372, 16_372, 300, 16_372)]
     last = fragment(b"end", last=True)
     peer.sender.sendall(b"".join(fragment(p) for p in parts) + last)
-    peer.lane.read_pdu()  # every buffered fragment PDU in one call
-    while peer.lane.fragments < len(parts):
-        peer.lane.read_pdu()
+    peer.writer.read_pdu()  # every buffered fragment PDU in one call
+    while peer.writer.fragments < len(parts):
+        peer.writer.read_pdu()
     assert peer.written() == b"".join(parts)
     assert peer.original_calls == []
-    peer.lane.read_pdu()  # the last fragment completes the message: pynetdicom's path
+    peer.writer.read_pdu()  # the last fragment completes the message: pynetdicom's path
     assert peer.original_calls == [last]
     assert peer.written() == b"".join(parts)
 
@@ -95,9 +95,9 @@ def test_a_fragment_longer_than_the_read_ahead_streams_to_the_file(peer: Peer) -
     big = os.urandom(1_000_000)
     sending = threading.Thread(target=peer.sender.sendall, args=(fragment(big),))
     sending.start()
-    peer.lane.read_pdu()
+    peer.writer.read_pdu()
     sending.join()
-    assert peer.lane.fragments == 1
+    assert peer.writer.fragments == 1
     assert peer.written() == big
 
 
@@ -110,7 +110,7 @@ def test_a_fragment_longer_than_the_read_ahead_streams_to_the_file(peer: Peer) -
 ])
 def test_every_other_pdu_is_left_to_pynetdicom(peer: Peer, other: bytes) -> None:
     peer.sender.sendall(other)
-    peer.lane.read_pdu()
+    peer.writer.read_pdu()
     assert peer.original_calls == [other]
     assert peer.written() == b""
 
@@ -119,27 +119,27 @@ def test_nothing_bypasses_while_the_state_machine_has_events_queued(peer: Peer) 
     peer.dul.event_queue.put("Evt10")  # a PDU read before and not yet acted on
     data = fragment(b"later")
     peer.sender.sendall(data)
-    peer.lane.read_pdu()
+    peer.writer.read_pdu()
     assert peer.original_calls == [data]
-    assert peer.lane.fragments == 0
+    assert peer.writer.fragments == 0
 
 
 def test_a_peer_that_closes_inside_a_fragment_is_a_closed_transport(peer: Peer) -> None:
     whole = fragment(os.urandom(5000))
     peer.sender.sendall(whole[:2000])
     peer.sender.shutdown(socket.SHUT_WR)
-    peer.lane.read_pdu()
+    peer.writer.read_pdu()
     assert peer.dul.event_queue.get_nowait() == "Evt17"
-    assert peer.lane.fragments == 0
+    assert peer.writer.fragments == 0
 
 
 def test_a_pending_response_stops_the_batch_after_the_current_pdu(peer: Peer) -> None:
     peer.sender.sendall(fragment(b"one") + fragment(b"two"))
     peer.dul.to_provider_queue.put("P-DATA")  # something to send: the reactor's turn
-    peer.lane.read_pdu()
-    assert peer.lane.fragments == 1
-    peer.lane.read_pdu()
-    assert peer.lane.fragments == 2
+    peer.writer.read_pdu()
+    assert peer.writer.fragments == 1
+    peer.writer.read_pdu()
+    assert peer.writer.fragments == 2
     assert peer.written() == b"onetwo"
 
 
@@ -152,5 +152,5 @@ def test_a_failed_file_write_aborts_instead_of_reading_as_a_closed_socket(
     os.dup2(fd, peer.file.fileno())  # the received file's descriptor now refuses writes
     os.close(fd)
     with pytest.raises(DatasetWriteError):
-        peer.lane.read_pdu()  # pynetdicom's reactor turns this into an A-ABORT
+        peer.writer.read_pdu()  # pynetdicom's reactor turns this into an A-ABORT
     assert peer.dul.event_queue.empty()

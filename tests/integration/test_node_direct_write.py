@@ -1,4 +1,4 @@
-"""dcmtk storescu against the node: fragments that took the dataset lane land byte for byte."""
+"""dcmtk storescu against the node: fragments written directly land byte for byte."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance
-from radraft.dicom_node import dataset_lane
-from radraft.dicom_node.dataset_lane import DatasetLane
+from radraft.dicom_node.fast import direct_write
+from radraft.dicom_node.fast.direct_write import DirectDatasetWriter
 
 
 def _multiframe(path: Path, frames: int) -> Path:
@@ -48,22 +48,22 @@ def _dataset_bytes(path: Path) -> bytes:
 
 
 @pytest.mark.parametrize(("frames", "pdu"), [(8, 4096), (40, 16384), (40, 131072)])
-def test_received_datasets_are_byte_identical_through_the_lane(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: int, pdu: int,
+def test_received_datasets_are_byte_identical_through_direct_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: int, pdu: int, receive_path: str,
 ) -> None:
     from radraft.core.db import make_engine, make_sessionmaker
     from radraft.core.db.migrate import upgrade
 
-    lanes: list[DatasetLane] = []
-    real_install = dataset_lane.install
+    writers: list[DirectDatasetWriter] = []
+    real_install = direct_write.install
 
-    def recording_install(assoc: Any) -> DatasetLane | None:
-        lane = real_install(assoc)
-        if lane is not None:
-            lanes.append(lane)
-        return lane
+    def recording_install(assoc: Any, *args: Any) -> DirectDatasetWriter | None:
+        writer = real_install(assoc, *args)
+        if writer is not None:
+            writers.append(writer)
+        return writer
 
-    monkeypatch.setattr(dataset_lane, "install", recording_install)
+    monkeypatch.setattr(direct_write, "install", recording_install)
     url = f"sqlite:///{tmp_path / 'r.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -77,7 +77,10 @@ def test_received_datasets_are_byte_identical_through_the_lane(
         stored = Path(session.scalars(select(Instance.path)).one())
     assert _dataset_bytes(stored) == _dataset_bytes(source)
     pdus = len(_dataset_bytes(source)) / (pdu - 12)
-    # The lane wrote most fragments; the last one completed the message in pynetdicom.
-    assert len(lanes) == 1
-    assert 0.5 * pdus < lanes[0].fragments < pdus
+    if receive_path == "stock":
+        assert writers == []  # pynetdicom wrote every fragment itself
+        return
+    # Most fragments were written directly; the last one completed the message in pynetdicom.
+    assert len(writers) == 1
+    assert 0.5 * pdus < writers[0].fragments < pdus
     engine.dispose()

@@ -4,7 +4,7 @@ A 512 KiB CT instance sent in 16 KiB PDUs is 32 P-DATA-TF PDUs. pynetdicom 3.0.4
 each into a bytearray, copies it twice more (`bytestream +=`, `bytes(...)`), decodes it
 into PDU and primitive objects, queues an Evt10 for its state machine, whose DT-2 action
 hands the primitive to DIMSE, which copies the fragment once more (`data[1:]`) and writes
-it: about 60 µs of CPU a PDU, on the thread every byte of the association waits for.
+it, all on the thread every byte of the association waits for (cost: README).
 
 Once the command set of a C-STORE-RQ has been decoded and its dataset file opened
 (chunked receive), a PDU holding one PDV that is a dataset fragment, not the last, of the
@@ -16,6 +16,9 @@ ACSE PDUs, anything malformed — takes pynetdicom's own path, unchanged. So doe
 while the state machine still has events queued (it has not yet seen the PDUs before).
 
 Not used when handlers are bound to EVT_DATA_RECV or EVT_PDU_RECV (they would miss PDUs).
+A PDU longer than the association accepts is left to pynetdicom's reader, where
+`FastSocket.recv` refuses it. While free disk is short (`SpaceWatch.discard`) fragments
+are received but not written: the C-STORE is refused 0xA700 when it completes.
 """
 
 from __future__ import annotations
@@ -27,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from pynetdicom import evt
 
-from radraft.dicom_node.received_file import ReceivedFile
+from radraft.dicom_node.fast.received_file import ReceivedFile
 
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
-    from radraft.dicom_node.fast_transport import FastSocket
+    from radraft.dicom_node.fast.transport import FastSocket
 
 _P_DATA_TF = 0x04
 _PDU_HEADER = 6  # type, reserved, length (4)
@@ -43,7 +46,7 @@ _LENGTH = struct.Struct(">L")
 _IOV_MAX = 1024  # Linux's limit of buffers per writev
 
 
-class DatasetLane:
+class DirectDatasetWriter:
     """`_read_pdu_data` for one accelerated association's DUL (see the module docstring).
 
     One call takes every bypassing PDU already in the read-ahead, not just one: pynetdicom's
@@ -52,10 +55,13 @@ class DatasetLane:
     received into it again.
     """
 
-    def __init__(self, assoc: Association, original: Callable[[], None]) -> None:
+    def __init__(self, assoc: Association, original: Callable[[], None],
+                 discard: Callable[[], bool] = lambda: False) -> None:
         self._assoc = assoc
         self._dul = assoc.dul
         self._original = original
+        # True while free disk is short (and the association's C-STORE marked refused).
+        self._discard = discard
         self.fragments = 0  # PDUs written directly (tests read it)
 
     def read_pdu(self) -> None:
@@ -82,8 +88,8 @@ class DatasetLane:
                 if sock.buffered >= fragment:
                     pending.append(sock.take(fragment))
                 else:
-                    _write_all(fd, pending)  # before recv_to reuses the read-ahead
-                    written = sock.recv_to(fragment, lambda piece: _write_all(fd, [piece]))
+                    self._write(fd, pending)  # before recv_to reuses the read-ahead
+                    written = sock.recv_to(fragment, lambda piece: self._write(fd, [piece]))
                     if written != fragment:
                         self._dul.event_queue.put("Evt17")  # the peer closed inside the PDU
                         return
@@ -97,7 +103,13 @@ class DatasetLane:
                     return
                 fragment = next_fragment
         finally:
-            _write_all(fd, pending)
+            self._write(fd, pending)
+
+    def _write(self, fd: int, views: list[memoryview]) -> None:
+        if views and self._discard():
+            views.clear()  # out of disk: the message is refused 0xA700 once complete
+            return
+        _write_all(fd, views)
 
     def _target(self) -> tuple[int, int] | None:
         """(context id, file descriptor) of the dataset being received, if PDUs may bypass."""
@@ -118,8 +130,8 @@ def _fragment_length(sock: FastSocket, context_id: int) -> int | None:
     if head is None or head[0] != _P_DATA_TF:
         return None
     pdu_length: int = _LENGTH.unpack_from(head, 2)[0]
-    if pdu_length < _PDV_HEADER:
-        return None  # malformed or empty: pynetdicom's decoder says so
+    if pdu_length < _PDV_HEADER or pdu_length > sock.max_pdu:
+        return None  # malformed, empty or too long: pynetdicom's reader says so
     # The peer declared pdu_length bytes, so its first PDV header is on its way.
     head = sock.peek(_PDU_HEADER + _PDV_HEADER)
     if head is None:
@@ -151,11 +163,13 @@ def _write_all(fd: int, views: list[memoryview]) -> None:
             views[0] = views[0][written:]
 
 
-def install(assoc: Association) -> DatasetLane | None:
-    """Route this association's mid-dataset PDUs past pynetdicom's decoder (or say why not)."""
+def install(assoc: Association, discard: Callable[[], bool] = lambda: False,
+            ) -> DirectDatasetWriter | None:
+    """Route this association's mid-dataset PDUs past pynetdicom's decoder (None: not used,
+    because a handler wants to see every PDU)."""
     if assoc.get_handlers(evt.EVT_DATA_RECV) or assoc.get_handlers(evt.EVT_PDU_RECV):
         return None
     dul: Any = assoc.dul
-    lane = DatasetLane(assoc, dul._read_pdu_data)
-    dul._read_pdu_data = lane.read_pdu  # the reactor looks it up on the instance
-    return lane
+    writer = DirectDatasetWriter(assoc, dul._read_pdu_data, discard)
+    dul._read_pdu_data = writer.read_pdu  # the reactor looks it up on the instance
+    return writer
