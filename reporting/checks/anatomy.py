@@ -82,7 +82,8 @@ SITE_REGIONS: dict[str, frozenset[str]] = {
 # series/study descriptions, each naming one or more regions.
 _WORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (r"wholebody|whole body|\bwb\b|pet.?ct", (WHOLE,)),
-    (r"chestabdpelvis|chest.?abd.?pelv|\bcap\b|thoraxabdomen|thorax.?abd", (CHEST, ABDOMEN, PELVIS)),
+    (r"chestabdpelvis|chest.?abd.?pelv|\bcap\b|thoraxabdomen|thorax.?abd",
+     (CHEST, ABDOMEN, PELVIS)),
     (r"chestabdomen|chest.?abd", (CHEST, ABDOMEN)),
     (r"abdomenpelvis|abd.?pel|\bap\b", (ABDOMEN, PELVIS)),
     (r"headneck|head.?neck", (HEAD, NECK)),
