@@ -27,6 +27,7 @@ from radraft.core.types import Priority
 from radraft.ehr.outbound import OrderInfo, PatientInfo
 from radraft.reporting.sr import JobKey
 from radraft.worker.backoff import next_attempt
+from radraft.worker.checking import audit_check, draft_columns
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.gather import (
     evidence_from_index,
@@ -137,8 +138,11 @@ def _store(
         predecessor_id=predecessor.id if predecessor else None, model_name=product.model_name,
         prompt_sha256=product.prompt_sha256, frame_count=product.frame_count,
         segments=product.segments, created_at=now,
+        **draft_columns(product.checked, product.alert, product.alert_basis),
     )
     session.add(draft)
+    audit_check(session, study_uid=job.study_uid, job_id=job.id, checked=product.checked,
+                decision=product.alert)
     _add_images(session, draft, product, now)
     rows = add_deliveries(session, settings, draft, product.items, _destinations(settings, job),
                           now)

@@ -30,8 +30,8 @@ from radraft.worker.outbox import deliver
 REPORT = {
     "exam": "CT abdomen", "technique": "portal venous", "comparison": "none",
     "clinical_history": "test",
-    "findings": [{"system": "liver", "text": "stand-in finding", "severity": "minor",
-                  "finding_type": "SCT:52988006", "finding_site": "SCT:12738006",
+    "findings": [{"system": "liver", "text": "stand-in finding", "severity": "significant",
+                  "finding_type": "SCT:52988006", "finding_site": "SCT:10200004",
                   "frames": [1]}], "impression": [{"rank": 1, "text": "x"}],
     "recommendations": [], "triage": {"level": "urgent", "reasons": ["test"]},
     "limitations": "stand-in model",
