@@ -89,8 +89,10 @@ def basis_from_report(report: ReportView) -> AlertBasis:
 
 
 def alert_order_number(job_key: tuple[str, str, str]) -> str:
-    """The alert's own placer/filler number: derived from the draft, never the order's."""
-    return "AL" + control_id(*job_key, "alert-order")[:14]
+    """The alert's own placer/filler number, never the order's: derived from the study and
+    profile (not the version), so a re-draft's alert replaces the earlier alert."""
+    study_uid, _version, profile = job_key
+    return "AL" + control_id(study_uid, profile, "alert-order")[:14]
 
 
 def _own_order(parts: MessageParts, order: OrderInfo, destination: Hl7Destination,
