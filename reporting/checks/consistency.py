@@ -289,7 +289,10 @@ def note_text(verdict: Consistency, *, reasks: int, alert: str) -> str:
     `alert`: "held", "sent anyway" or "" (no alert was due)."""
     if verdict.consistent:
         return ""
-    shown = "; ".join(verdict.reason_texts()[:4])
+    # What the triage rests on first: that is what a reader of the alert or report needs.
+    first = ("triage-unsupported", "critical-under-routine")
+    ordered = sorted(verdict.reasons, key=lambda r: r.code not in first)
+    shown = "; ".join(r.text for r in ordered[:4])
     more = len(verdict.reasons) - 4
     tail = f"; and {more} more" if more > 0 else ""
     asked = f" after {reasks} re-ask(s)" if reasks else ""
