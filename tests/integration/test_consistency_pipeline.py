@@ -264,3 +264,58 @@ def test_migration_0003_down_and_up(db_url: str) -> None:
                 "alert_basis"} <= columns
     finally:
         engine.dispose()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_tiny_models_urgent_normal_answer_is_held_or_sent_with_why(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str, study_dir: Path,
+    tiny_model: Path,
+) -> None:
+    """The real tiny model (in-process, constrained decoding) through the draft task: its
+    urgent answer made of "normal" yields no ED alert and an `inconsistent` draft on the
+    board; with `send` (and no re-ask, to save a model call) the alert goes and says why."""
+    from radraft.worker.links import load_links
+
+    peer = MllpPeer()
+    try:
+        settings = _settings(tmp_path, db_url, peer.port, model={"path": str(tiny_model)})
+        links = load_links(with_context=False)
+        backend = links.make_backend(settings)
+        with sessions() as session:
+            study = _index(session, study_dir)
+        outcome = RuleOutcome("all", "draft", profile="ct-generic", priority=Priority.URGENT,
+                              destinations=("ris", "ed"))
+        with sessions() as session:
+            [wake] = create_jobs(session, settings, stable_of(study, "v1"), [outcome])
+            session.commit()
+        assert draft_job(sessions, settings, links, backend, wake.row_id, 0,
+                         lambda _w: None) == "done"
+        with sessions() as session:
+            draft = session.scalars(select(Draft)).one()
+            assert draft.triage_level in ("urgent", "critical")  # what it answers today
+            assert (draft.consistency, draft.reasks, draft.alert_decision) == (
+                "inconsistent", 1, "held")
+            assert session.scalars(select(Delivery.payload_kind)).all() == ["oru"]
+            [board] = ed_rows(session, settings)
+            assert board.board_text == UNSUPPORTED_BOARD_TEXT
+            assert board.critical_findings == [] and board.alert_findings == []
+
+        send = settings.model_copy(update={
+            "alerts": settings.alerts.model_copy(update={"unsupported": "send"}),
+            "consistency": settings.consistency.model_copy(update={"max_reasks": 0})})
+        with sessions() as session:
+            [wake2] = create_jobs(session, send, stable_of(study, "v2"), [outcome])
+            session.commit()
+        assert draft_job(sessions, send, links, backend, wake2.row_id, 0,
+                         lambda _w: None) == "done"
+        with sessions() as session:
+            second = session.scalars(select(Draft).where(Draft.version == "v2")).one()
+            assert (second.consistency, second.reasks, second.alert_decision) == (
+                "inconsistent", 0, "sent-anyway")
+        assert "delivered" in _deliver_all(sessions, send)
+        [alert] = [m for m in peer.received.messages()
+                   if _obr(m, 4).startswith("RADRAFT-AIALERT")]
+        assert "SENT ALTHOUGH UNSUPPORTED" in str(alert) and "says nothing" in str(alert)
+    finally:
+        peer.stop()
