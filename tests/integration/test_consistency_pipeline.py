@@ -18,6 +18,8 @@ from typing import Any
 import hl7
 import pytest
 from alembic import command
+from conftest import free_port
+from console_helpers import PASSWORDS, ROLES, login, running_console
 from mllp_peer import MllpPeer
 from pydicom import dcmread
 from sqlalchemy import inspect, select
@@ -36,6 +38,7 @@ from radraft.worker.draft_job import draft_job
 from radraft.worker.jobs import create_jobs
 from radraft.worker.links import Links
 from radraft.worker.outbox import deliver
+from radraft.worker.web.auth import create_user
 from radraft.worker.web.ops_queries import ed_rows
 from radraft.worker.web.queries import draft_view
 
@@ -126,7 +129,7 @@ def _settings(tmp: Path, db_url: str, port: int, **extra: Any) -> Settings:
         "ris": {"kind": "hl7", "host": "127.0.0.1", "port": port, "role": "ris"},
         "ed": {"kind": "hl7", "host": "127.0.0.1", "port": port, "role": "ed"},
     }, alerts={"console_url": "https://radraft.example.org", **extra.pop("alerts", {})},
-        **extra)
+        web={"host": "127.0.0.1", "port": free_port()}, **extra)
 
 
 def _draft(sessions: sessionmaker[Session], settings: Settings, study: Study,
@@ -233,6 +236,18 @@ def test_an_inconsistent_answer_is_marked_and_the_alert_follows_the_policy(
                 AuditEvent.kind == "draft.checked")).one()
             assert "triage-unsupported" in event.details["codes"]
             assert event.details["alert"] == draft.alert_decision
+        # The console as served (uvicorn): the ED board and the study page.
+        with sessions() as session:
+            create_user(session, "ed1", PASSWORDS["ed1"], ROLES["ed1"])
+            session.commit()
+        with running_console(settings, sessions) as client:
+            login(client, "ed1")
+            board_page = client.get("/ed").text
+            study_page = client.get(f"/studies/{study.study_uid}").text
+        assert UNSUPPORTED_BOARD_TEXT in board_page
+        assert ("(alert sent anyway)" in board_page) is (policy == "send")
+        assert "Inconsistent AI answer" in study_page and "asked again 1×" in study_page
+        assert "Pulmonary embolism cannot be at Bone" in study_page
         _deliver_all(sessions, settings)
         messages = peer.received.messages()
         oru = next(m for m in messages if _obr(m, 4).startswith("CTABD"))
