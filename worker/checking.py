@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 # under alerts.unsupported hold / send.
 AlertDecision = Literal["none", "send", "held", "sent-anyway"]
 UNSUPPORTED_BOARD_TEXT = "AI triage unsupported — radiologist review"
+LIMITATIONS_MAX = 400  # DraftReport.limitations' maxLength
 
 
 @dataclass
@@ -77,10 +78,14 @@ def annotated(verdict: Consistency, reasks: int, decision: AlertDecision) -> Dra
     when it is inconsistent the check's note first in Limitations, the free-text spot every
     builder renders. The stored draft keeps the model's text as it was."""
     alert = {"held": "held", "sent-anyway": "sent anyway"}.get(decision, "")
-    note = note_text(verdict, reasks=reasks, alert=alert)
+    # Within the schema's 400 characters for Limitations, the model's own text kept whole
+    # and the note taking what is left (at least a short one).
+    own = verdict.report.limitations.strip()
+    note = note_text(verdict, reasks=reasks, alert=alert,
+                     limit=max(LIMITATIONS_MAX - len(own) - 1, 160))
     if not note:
         return verdict.report
-    limitations = f"{note} {verdict.report.limitations}".strip()
+    limitations = f"{note} {own}".strip()[:LIMITATIONS_MAX]
     return verdict.report.model_copy(update={"limitations": limitations})
 
 

@@ -283,19 +283,25 @@ def reask_text(reasons: Sequence[Reason]) -> str:
             "write what each finding shows, not only a severity word.")
 
 
-def note_text(verdict: Consistency, *, reasks: int, alert: str) -> str:
-    """One line for the outputs' readers (SR, ORU, draft text): the check's verdict.
+def note_text(verdict: Consistency, *, reasks: int, alert: str, limit: int = 400) -> str:
+    """One line for the outputs' readers (SR, ORU, draft text): the check's verdict, at most
+    `limit` characters (as many reasons as fit, the triage's first).
 
     `alert`: "held", "sent anyway" or "" (no alert was due)."""
     if verdict.consistent:
         return ""
     # What the triage rests on first: that is what a reader of the alert or report needs.
     first = ("triage-unsupported", "critical-under-routine")
-    ordered = sorted(verdict.reasons, key=lambda r: r.code not in first)
-    shown = "; ".join(r.text for r in ordered[:4])
-    more = len(verdict.reasons) - 4
-    tail = f"; and {more} more" if more > 0 else ""
+    ordered = [r.text for r in sorted(verdict.reasons, key=lambda r: r.code not in first)]
     asked = f" after {reasks} re-ask(s)" if reasks else ""
     action = {"held": " ED alert held: AI triage unsupported, radiologist review.",
               "sent anyway": " ED alert sent anyway (alerts.unsupported: send)."}.get(alert, "")
-    return (f"radraft consistency check: INCONSISTENT{asked}: {shown}{tail}.{action}")
+    for count in range(min(len(ordered), 4), 0, -1):
+        more = len(ordered) - count
+        tail = f"; and {more} more (console)" if more > 0 else ""
+        text = (f"radraft consistency check: INCONSISTENT{asked}: "
+                f"{'; '.join(ordered[:count])}{tail}.{action}")
+        if len(text) <= limit:
+            return text
+    head = f"radraft consistency check: INCONSISTENT{asked}.{action} "
+    return (head + ordered[0])[: max(limit - 3, 0)] + "..."

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from radraft.reporting.phantom import write_phantom_study
 from radraft.reporting.report_schema import DraftReport
 from radraft.worker.checking import UNSUPPORTED_BOARD_TEXT
 from radraft.worker.draft_job import draft_job
+from radraft.worker.escalation import escalate_due
 from radraft.worker.jobs import create_jobs
 from radraft.worker.links import Links
 from radraft.worker.outbox import deliver
@@ -248,6 +249,13 @@ def test_an_inconsistent_answer_is_marked_and_the_alert_follows_the_policy(
         assert ("(alert sent anyway)" in board_page) is (policy == "send")
         assert "Inconsistent AI answer" in study_page and "asked again 1×" in study_page
         assert "Pulmonary embolism cannot be at Bone" in study_page
+        # Past the escalation time: a held draft had no first alert and gets no second one.
+        with sessions() as session:
+            draft = session.scalars(select(Draft)).one()
+            draft.created_at = draft.created_at - timedelta(hours=2)
+            session.commit()
+            escalations = escalate_due(session, settings)
+            assert len(escalations) == (0 if policy == "hold" else 1)
         _deliver_all(sessions, settings)
         messages = peer.received.messages()
         oru = next(m for m in messages if _obr(m, 4).startswith("CTABD"))
@@ -256,7 +264,9 @@ def test_an_inconsistent_answer_is_marked_and_the_alert_follows_the_policy(
         if policy == "hold":
             assert alerts == []
             return
-        [alert] = alerts
+        [escalation] = [m for m in alerts if "ESCALATION" in str(m)]
+        [alert] = [m for m in alerts if "ESCALATION" not in str(m)]
+        assert "RADRAFT-CHECK" in str(escalation)  # rebuilt from the stored basis
         text = str(alert)
         assert "SENT ALTHOUGH UNSUPPORTED" in text and "RADRAFT-CHECK" in text
         assert "Pulmonary embolism cannot be at Bone" in text

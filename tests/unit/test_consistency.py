@@ -206,3 +206,14 @@ def test_reask_and_note_texts_carry_the_reasons() -> None:
     assert note.startswith("radraft consistency check: INCONSISTENT after 1 re-ask(s)")
     assert "ED alert held" in note
     assert note_text(check_report(_report(), SEGMENTS, FRAMES), reasks=0, alert="") == ""
+
+
+def test_the_note_fits_the_limit_with_the_triage_reason_first() -> None:
+    report = _report("urgent", [_finding("normal", "normal", PE, BONE, [0], system="normal")],
+                     critical=["normal"], reasons=["normal"], impression=["normal"])
+    verdict = check_report(report, SEGMENTS, FRAMES)
+    note = note_text(verdict, reasks=1, alert="held", limit=400)
+    assert len(note) <= 400 and "more (console)" in note
+    assert note.startswith("radraft consistency check: INCONSISTENT after 1 re-ask(s): "
+                           "urgent triage is not supported")
+    assert len(note_text(verdict, reasks=0, alert="", limit=120)) <= 120
