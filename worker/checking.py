@@ -40,6 +40,7 @@ class Checked:
     verdict: Consistency
     reasks: int = 0
     earlier: list[list[str]] = field(default_factory=list)  # reasons of replaced answers
+    reask_prompts: list[str] = field(default_factory=list)  # SHA-256 of each re-ask prompt
 
 
 def check_answer(
@@ -57,6 +58,7 @@ def check_answer(
             seq, context=context, remote=remote,
             profile_prompt=f"{profile.prompt}\n\n{extra}".strip())
         checked.reasks += 1
+        checked.reask_prompts.append(str(getattr(prompt, "sha256", "")))
         log.info("answer inconsistent (%d reasons): asking again (%d of %d)",
                  len(checked.verdict.reasons), checked.reasks, settings.consistency.max_reasks)
         checked.result = backend.draft(seq, prompt)
@@ -162,5 +164,6 @@ def audit_check(session: Any, *, study_uid: str, job_id: int, checked: Checked |
     audit.record(session, "draft.checked", study_uid=study_uid, job_id=job_id,
                  state=verdict.state, reasons=verdict.reason_texts(),
                  codes=sorted({r.code for r in verdict.reasons}), reasks=checked.reasks,
-                 earlier_reasons=checked.earlier, merged=list(verdict.merged),
+                 earlier_reasons=checked.earlier, reask_prompts=checked.reask_prompts,
+                 merged=list(verdict.merged),
                  triage=verdict.report.triage.level.value, alert=decision)

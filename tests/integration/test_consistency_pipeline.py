@@ -176,6 +176,7 @@ def test_reask_then_alert_filed_beside_the_oru_by_order_and_service(
             event = session.scalars(select(AuditEvent).where(
                 AuditEvent.kind == "draft.checked")).one()
             assert event.details["reasks"] == 1 and event.details["state"] == "consistent"
+            assert len(event.details["reask_prompts"][0]) == 64
             assert any("says nothing" in r for r in event.details["earlier_reasons"][0])
             [board] = ed_rows(session, settings)
             assert board.board_text == "" and board.alert_findings[0].startswith(
