@@ -49,7 +49,9 @@ def check_answer(
 ) -> Checked:
     """Check `result`; ask again with the reasons while it fails, at most max_reasks times."""
     policy = policy_for(profile_name, profile)
-    verdict = check_report(result.report, seq.segments, seq.frame_count, policy)
+    described = str(seq.metadata.get("study_description", "") or "")
+    verdict = check_report(result.report, seq.segments, seq.frame_count, policy,
+                           study_description=described)
     checked = Checked(result=result, verdict=verdict)
     while not checked.verdict.consistent and checked.reasks < settings.consistency.max_reasks:
         checked.earlier.append(checked.verdict.reason_texts())
@@ -63,7 +65,7 @@ def check_answer(
                  len(checked.verdict.reasons), checked.reasks, settings.consistency.max_reasks)
         checked.result = backend.draft(seq, prompt)
         checked.verdict = check_report(checked.result.report, seq.segments, seq.frame_count,
-                                       policy)
+                                       policy, study_description=described)
     return checked
 
 

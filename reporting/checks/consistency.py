@@ -146,10 +146,12 @@ def merge_duplicates(report: DraftReport) -> tuple[DraftReport, list[str], list[
     return merged, notes, reasons
 
 
-def _regions(segment: Segment) -> frozenset[str]:
-    # Body Part Examined first; descriptions only when it names no region.
+def _regions(segment: Segment, study_description: str) -> frozenset[str]:
+    # Body Part Examined first; the series' description, then (current study only) the
+    # study's, when it names no region.
     return regions_of(segment.body_part) or regions_of(
-        segment.series_description, segment.label)
+        segment.series_description, segment.label) or (
+        frozenset() if segment.is_prior else regions_of(study_description))
 
 
 def _segment(segments: Sequence[Segment], frame: int) -> Segment | None:
@@ -157,7 +159,7 @@ def _segment(segments: Sequence[Segment], frame: int) -> Segment | None:
 
 
 def _check_frames(index: int, finding: Finding, segments: Sequence[Segment],
-                  frame_count: int) -> tuple[list[Reason], list[int]]:
+                  frame_count: int, study_description: str) -> tuple[list[Reason], list[int]]:
     """Reasons for bad citations, and the cited frames that support the finding (in range,
     of the current study, showing a region where the site is or an unknown region)."""
     reasons: list[Reason] = []
@@ -172,7 +174,7 @@ def _check_frames(index: int, finding: Finding, segments: Sequence[Segment],
         seg = _segment(segments, frame)
         if seg is None:
             continue
-        regions = _regions(seg)
+        regions = _regions(seg, study_description)
         if regions and not site_seen_in(finding.finding_site, regions):
             wrong.append(f"{frame} ({', '.join(sorted(regions))})")
         elif not seg.is_prior:
@@ -235,15 +237,18 @@ def _check_texts(report: DraftReport) -> list[Reason]:
 
 def check_report(
     report: DraftReport, segments: Sequence[Segment], frame_count: int,
-    policy: CheckPolicy | None = None,
+    policy: CheckPolicy | None = None, *, study_description: str = "",
 ) -> Consistency:
-    """Check one answer (see the module's rules); the verdict carries the merged report."""
+    """Check one answer (see the module's rules); the verdict carries the merged report.
+
+    `study_description`: the current study's, for segments whose headers name no region."""
     policy = policy or CheckPolicy()
     merged, notes, reasons = merge_duplicates(report)
     supported: dict[int, list[int]] = {}
     for index, finding in enumerate(merged.findings):
         reasons += _check_codes(index, finding, policy)
-        frame_reasons, good = _check_frames(index, finding, segments, frame_count)
+        frame_reasons, good = _check_frames(index, finding, segments, frame_count,
+                                            study_description)
         reasons += frame_reasons
         codes_ok = not any(r.finding == index + 1 for r in reasons)
         if good and codes_ok and not is_empty_text(finding.text):

@@ -183,6 +183,9 @@ def test_unknown_body_part_falls_back_to_descriptions_then_is_not_checked() -> N
     report = _report()
     assert "frame-wrong-region" in [r.code for r in check_report(report, described, 10).reasons]
     assert check_report(report, unknown, 10).consistent
+    # The study's description (a real MR wrist series has only "LEFT WRIST" there).
+    wrist = check_report(report, unknown, 10, study_description="LEFT WRIST")
+    assert "frame-wrong-region" in [r.code for r in wrist.reasons]
 
 
 def test_policy_names_the_key_of_an_unknown_code() -> None:
