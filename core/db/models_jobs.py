@@ -73,7 +73,7 @@ class Draft(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(default=None)
     # The consistency check of the model's answer (issue 19; migration 0003):
     # consistent | inconsistent (unchecked: drafted before the check existed).
-    consistency: Mapped[str] = mapped_column(String(16), default="consistent",
+    consistency: Mapped[str] = mapped_column(String(16), default="unchecked",
                                              server_default="unchecked")
     consistency_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
     reasks: Mapped[int] = mapped_column(default=0, server_default="0")
