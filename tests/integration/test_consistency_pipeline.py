@@ -345,3 +345,33 @@ def test_the_tiny_models_urgent_normal_answer_is_held_or_sent_with_why(
         assert "SENT ALTHOUGH UNSUPPORTED" in str(alert) and "says nothing" in str(alert)
     finally:
         peer.stop()
+
+
+@pytest.mark.parametrize(("folder", "profile", "site"), [
+    ("series_mr_wrist_mesa", "mr-generic", "SCT:12738006"),  # brain on a wrist MR
+    ("study_ct_wb_contrast_kos", "ct-generic", "SCT:8205005"),  # wrist on a whole-body CT
+])
+def test_real_studies_headers_decide_what_cited_frames_show(
+    tmp_path: Path, folder: str, profile: str, site: str,
+) -> None:
+    """Real headers (Body Part Examined, descriptions) against a finding at a site those
+    frames cannot show, then at a site they do show (`radraft draft`'s path, no database)."""
+    from conftest import DICOM_DATA
+
+    from radraft.worker.draft_local import draft_folder
+
+    wrong = {**CONSISTENT, "findings": [{**CONSISTENT["findings"][0], "finding_site": site,
+                                         "finding_type": "SCT:52988006", "frames": [1]}]}
+    settings = Settings(data_dir=tmp_path / "data")
+    product, written = draft_folder(settings, DICOM_DATA / folder, [], profile,
+                                    tmp_path / "wrong", links=_links(ScriptedBackend([wrong])))
+    assert product.checked is not None and product.alert == "held"
+    assert "frame-wrong-region" in {r.code for r in product.checked.verdict.reasons}
+    assert "alert" not in written
+    entire_body = {**wrong, "findings": [{**wrong["findings"][0],
+                                          "finding_site": "SCT:38266002"}]}
+    product, written = draft_folder(settings, DICOM_DATA / folder, [], profile,
+                                    tmp_path / "right",
+                                    links=_links(ScriptedBackend([entire_body])))
+    assert product.checked is not None and product.checked.verdict.consistent
+    assert product.alert == "send" and "alert" in written
