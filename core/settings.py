@@ -174,6 +174,10 @@ class ProfileSettings(_Strict):
     lab_window_days: int = Field(30, ge=0)
     max_priors: int = Field(2, ge=0)
     prior_window_days: int = Field(1825, ge=0)
+    # Coded finding types / sites the consistency check allows (reporting.codes keys such as
+    # "SCT:59282003" or meanings such as "Pulmonary embolism"); empty: every code.
+    finding_types: list[str] = Field(default_factory=list)
+    finding_sites: list[str] = Field(default_factory=list)
 
 
 class DicomDestination(_Strict):
@@ -193,6 +197,9 @@ class Hl7Destination(_Strict):
     result_status: Literal["R", "P"] = "R"
     charset: str = "UNICODE UTF-8"
     alert_message_type: str = "ORU^R01"
+    # OBR-4 of the ED alert (code^text^coding system): a service of its own, so a receiver
+    # that files results per (order, service) never files the alert over the ORU.
+    alert_service: str = "RADRAFT-AIALERT^AI triage alert^L"
     receiving_application: str = ""
     receiving_facility: str = ""
     timeout_s: float = Field(30.0, gt=0)
@@ -219,6 +226,24 @@ Destination = Annotated[
     DicomDestination | Hl7Destination | FolderDestination | DicomwebDestination,
     Field(discriminator="kind"),
 ]
+
+
+class AlertSettings(_Strict):
+    """The ED alert: what happens when the model's triage fails the consistency check."""
+
+    # hold: no alert, the ED board says "AI triage unsupported — radiologist review";
+    # send: the alert goes and says why it was sent anyway.
+    unsupported: Literal["hold", "send"] = "hold"
+    # Link to the key image in the alert: {console_url}, {study_uid}, {series_uid},
+    # {sop_uid}, {frame} (1-based frame number, 1 for single-frame) and {frame_index}.
+    key_image_url: str = "{console_url}/studies/{study_uid}#frame-{frame_index}"
+    # The console as the ED reaches it; empty: http://<web.host>:<web.port>.
+    console_url: str = ""
+
+
+class ConsistencySettings(_Strict):
+    # How often the model is asked again, with the reasons, when its answer fails the check.
+    max_reasks: int = Field(1, ge=0, le=3)
 
 
 class RetentionSettings(_Strict):
@@ -259,8 +284,10 @@ class PacsSettings(_Strict):
 
 def _default_profiles() -> dict[str, ProfileSettings]:
     """Named frame recipes (reporting.frames); windows are CT presets, MR uses percentiles."""
-    def recipe(labs: list[str], **fields: Any) -> ProfileSettings:
-        return ProfileSettings(frames=FrameRecipe(**fields), labs=labs)
+    def recipe(labs: list[str], sites: list[str] | None = None,
+               **fields: Any) -> ProfileSettings:
+        return ProfileSettings(frames=FrameRecipe(**fields), labs=labs,
+                               finding_sites=sites or [])
 
     # Labs for the clinical context (ehr.context): LOINC codes or words of the test name.
     # Renal function before contrast (iodine or gadolinium), troponin/D-dimer for the chest,
@@ -270,16 +297,26 @@ def _default_profiles() -> dict[str, ProfileSettings]:
              "d-dimer"]
     abdomen = ["3040-3", "lipase", "1975-2", "bilirubin", "6690-2", "wbc", "1988-5", "crp"]
     stroke = ["2345-7", "glucose", "6301-6", "inr", "777-3", "platelets"]
+    # Finding sites each body region's profile allows (reporting.codes meanings).
+    head = ["Brain", "Head", "Neck", "Bone", "Spine", "Aorta", "Entire body"]
+    thorax = ["Lung", "Thorax", "Heart", "Aorta", "Neck", "Spine", "Bone", "Liver",
+              "Gallbladder", "Spleen", "Adrenal gland", "Kidney", "Abdomen", "Entire body"]
+    belly = ["Liver", "Gallbladder", "Pancreas", "Spleen", "Kidney", "Adrenal gland",
+             "Urinary bladder", "Intestine", "Appendix", "Abdomen", "Pelvis", "Aorta",
+             "Lung", "Thorax", "Heart", "Spine", "Bone", "Entire body"]
     return {
         "ct-generic": recipe(renal, windows=["abdomen", "lung", "bone"]),
-        "ct-head": recipe(stroke, windows=["brain", "subdural", "bone"], max_frames=192),
-        "ct-stroke": recipe(renal + stroke, windows=["stroke", "brain"], max_frames=128),
+        "ct-head": recipe(stroke, sites=head, windows=["brain", "subdural", "bone"],
+                          max_frames=192),
+        "ct-stroke": recipe(renal + stroke, sites=head, windows=["stroke", "brain"],
+                            max_frames=128),
         # Three windows packed as R/G/B of one frame (as MedGemma 1.5 reads CT).
-        "ct-chest": recipe(renal + chest, windows=["lung", "mediastinum", "bone"],
-                           pack_windows=True),
-        "ct-abdomen-multiphase": recipe(renal + abdomen, windows=["abdomen"], max_frames=256),
+        "ct-chest": recipe(renal + chest, sites=thorax,
+                           windows=["lung", "mediastinum", "bone"], pack_windows=True),
+        "ct-abdomen-multiphase": recipe(renal + abdomen, sites=belly, windows=["abdomen"],
+                                        max_frames=256),
         "ct-angio": recipe(renal + chest, windows=["angio"], combine="mip", max_frames=192),
-        "mr-brain": recipe(renal, windows=["auto"], max_frames=256, prior_share=0.3),
+        "mr-brain": recipe(renal, sites=head, windows=["auto"], max_frames=256, prior_share=0.3),
         "mr-generic": recipe(renal, windows=["auto"]),
     }
 
@@ -309,6 +346,8 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)
 
     @classmethod
     def settings_customise_sources(

@@ -54,7 +54,7 @@ REPORT = {
     "clinical_history": "abdominal pain",
     "findings": [{"system": "liver", "text": "hypodense lesion, segment VII", "severity":
                   "critical", "finding_type": "SCT:52988006",
-                  "finding_site": "SCT:12738006", "frames": [1, 2]}],
+                  "finding_site": "SCT:10200004", "frames": [1, 2]}],
     "impression": [{"rank": 1, "text": "liver lesion, needs attention"}],
     "recommendations": ["MRI liver"],
     "triage": {"level": "critical", "reasons": ["possible active bleed"],

@@ -1,5 +1,9 @@
 """An MLLP peer standing in for a RIS or an ED system: keeps every message it receives
-(duplicates too, so a test can count what was sent) and answers each with AA."""
+(duplicates too, so a test can count what was sent) and answers each with AA.
+
+It also files each result the way many RIS/EHR result stores do: one result per
+(placer order, filler order, OBR-4 service); a later result for the same key replaces the
+earlier one (`Received.filed`)."""
 
 from __future__ import annotations
 
@@ -10,11 +14,29 @@ from dataclasses import dataclass, field
 
 import hl7
 
+FileKey = tuple[str, str, str]
+
 
 @dataclass
 class Received:
     raw: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # (OBR-2 placer, OBR-3 filler, OBR-4.1 service) -> the result that is filed there now.
+    filed: dict[FileKey, bytes] = field(default_factory=dict)
+
+    def file(self, message: bytes) -> None:
+        """Replace the result filed under the message's order and service (lock held)."""
+        parsed = hl7.parse(message.decode("utf-8", errors="replace"))
+        try:
+            obr = parsed.segment("OBR")
+        except KeyError:
+            return  # not a result (ADT, ORM...)
+        self.filed[(str(obr[2]), str(obr[3]), str(obr[4][0][0]))] = message
+
+    def filed_results(self) -> dict[FileKey, hl7.Message]:
+        with self.lock:
+            return {key: hl7.parse(m.decode("utf-8", errors="replace"))
+                    for key, m in self.filed.items()}
 
     def messages(self) -> list[hl7.Message]:
         with self.lock:
@@ -46,6 +68,7 @@ class MllpPeer:
                         message = frame.lstrip(b"\x0b")
                         with received.lock:
                             received.raw.append(message)
+                            received.file(message)
                         control = hl7.parse(message.decode("utf-8", errors="replace"))[
                             "MSH"][0][10]
                         ack = (f"MSH|^~\\&|PEER|HOSP|RADRAFT|HOSP|||ACK|A{control}|P|2.5.1\r"

@@ -32,6 +32,7 @@ from radraft.core.types import JobKey
 from radraft.ehr.context import clinical_context
 from radraft.reporting.model import ModelBackend
 from radraft.worker.backoff import next_attempt
+from radraft.worker.checking import audit_check, draft_columns
 from radraft.worker.draft_inputs import (
     destinations,
     job_key,
@@ -100,8 +101,11 @@ def _store(
         kos_uid=product.uids.get("kos", ""), predecessor_id=gathered.predecessor_id,
         model_name=product.model_name, prompt_sha256=product.prompt_sha256,
         frame_count=product.frame_count, segments=product.segments, created_at=now,
+        **draft_columns(product.checked, product.alert, product.alert_basis),
     )
     session.add(draft)
+    audit_check(session, study_uid=job.study_uid, job_id=job.id, checked=product.checked,
+                decision=product.alert)
     _add_images(session, draft, product, now)
     rows = add_deliveries(session, settings, draft, product.items,
                           destinations(settings, job.destinations, job.profile), now)

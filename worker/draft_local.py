@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
@@ -64,6 +65,16 @@ def ensure_model(settings: Settings, note: Callable[[str], None]) -> None:
     build_tiny_model(settings.model_path)
 
 
+def consistency_summary(product: DraftProduct) -> dict[str, Any]:
+    """The check's verdict for report.json and the CLI (worker.checking)."""
+    checked = product.checked
+    if checked is None:
+        return {"state": "unchecked"}
+    return {"state": checked.verdict.state, "reasons": checked.verdict.reason_texts(),
+            "reasks": checked.reasks, "earlier_reasons": checked.earlier,
+            "merged": list(checked.verdict.merged), "alert": product.alert}
+
+
 def draft_folder(
     settings: Settings, study: Path, priors: Sequence[Path], profile_name: str, out: Path,
     *, progress: Callable[[str], None] | None = None, backend: ModelBackend | None = None,
@@ -94,6 +105,7 @@ def draft_folder(
         "model": product.model_name, "prompt_sha256": product.prompt_sha256,
         "frames": product.frame_count, "timings_s": product.timings,
         "report": product.report.model_dump(mode="json"),
+        "consistency": consistency_summary(product),
     }, indent=1))
     written["report"] = report
     return product, written

@@ -25,7 +25,7 @@ from radraft.core.db import Delivery, Draft, Instance, Order, Study, db_now
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import FolderDestination, Hl7Destination, Settings
 from radraft.core.uids import control_id
-from radraft.ehr.outbound import build_ed_alert
+from radraft.ehr.outbound import AlertBasis, build_ed_alert
 from radraft.reporting.report_schema import DraftReport
 from radraft.worker.draft_inputs import order_info, patient_info
 from radraft.worker.enqueue import Enqueue, WakeUp
@@ -44,6 +44,7 @@ def _due(session: Session, cutoff: datetime) -> list[Draft]:
     return list(session.scalars(select(Draft).where(
         Draft.triage_level.in_(ALERTING), Draft.acknowledged_at.is_(None),
         Draft.escalated_at.is_(None), Draft.created_at <= cutoff,
+        Draft.alert_decision != "held",  # no first alert went out: nothing to escalate
         ~exists().where(newer.study_uid == Draft.study_uid, newer.profile == Draft.profile,
                         newer.id > Draft.id),
     ).order_by(Draft.created_at).limit(100)))
@@ -77,7 +78,8 @@ def _alert_bytes(session: Session, settings: Settings, draft: Draft, study: Stud
     return build_ed_alert(DraftReport.model_validate(draft.report), order=info,
                           patient=patient, settings=settings, destination=destination,
                           job_key=(draft.study_uid, draft.version, draft.profile),
-                          escalation_minutes=minutes)
+                          escalation_minutes=minutes,
+                          basis=AlertBasis.from_json(draft.alert_basis))
 
 
 def _escalate(session: Session, settings: Settings, draft: Draft, study: Study,

@@ -26,7 +26,7 @@ from pydicom.errors import InvalidDicomError
 from radraft.core.settings import Hl7Destination, ProfileSettings, Settings
 from radraft.core.types import JobKey
 from radraft.core.uids import control_id, derived_uid
-from radraft.ehr.outbound import OrderInfo, PatientInfo, build_ed_alert, build_oru
+from radraft.ehr.outbound import AlertBasis, OrderInfo, PatientInfo, build_ed_alert, build_oru
 from radraft.reporting.frames import build_frame_sequence
 from radraft.reporting.model import ModelBackend
 from radraft.reporting.pictures import contact_sheet
@@ -35,6 +35,14 @@ from radraft.reporting.render import render_html, render_text
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import PredecessorRef, build_outputs
+from radraft.worker.checking import (
+    AlertDecision,
+    Checked,
+    alert_basis,
+    alert_decision,
+    annotated,
+    check_answer,
+)
 from radraft.worker.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -59,6 +67,10 @@ class DraftProduct:
     timings: dict[str, float] = field(default_factory=dict)
     # PNG of each cited frame, for the console (stored beside the Draft row).
     key_frames: dict[int, bytes] = field(default_factory=dict)
+    # The consistency check of the kept answer, the re-asks, the ED alert decision.
+    checked: Checked | None = None
+    alert: AlertDecision = "none"
+    alert_basis: AlertBasis | None = None
 
 
 @dataclass(frozen=True)
@@ -143,9 +155,10 @@ def patient_from_header(ds: Dataset | None, patient_id: str) -> PatientInfo:
 
 def _hl7_items(
     settings: Settings, request: DraftRequest, report: DraftReport,
-    sources: Sequence[Dataset],
+    sources: Sequence[Dataset], basis: AlertBasis | None,
 ) -> list[OutboxItem]:
-    """ORU for each RIS destination, the alert for each ED destination (urgent/critical)."""
+    """ORU for each RIS destination, the alert for each ED destination when `basis` is
+    given (urgent/critical triage that passed the check, or the site sends anyway)."""
     if request.order is None:
         log.info("study %s: no accession, no HL7 result", request.job_key[0])
         return []
@@ -167,8 +180,8 @@ def _hl7_items(
         if dest.role == "ris":
             payload = build_oru(report, redraft=request.predecessor is not None, **common)
             items.append(OutboxItem("oru", payload, control_id(*key, "oru"), name))
-        elif report.triage.level.alerts_ed:
-            payload = build_ed_alert(report, **common)
+        elif basis is not None:
+            payload = build_ed_alert(report, basis=basis, **common)
             items.append(OutboxItem("alert", payload, control_id(*key, "alert"), name))
     return items
 
@@ -207,7 +220,16 @@ def run_draft(
     with _timed(timings, "model"):
         note(f"model ({seq.frame_count} frames)")
         result = backend.draft(seq, prompt)
-    report: DraftReport = result.report
+    with _timed(timings, "check"):
+        # The answer checked; an inconsistent one asked again (bounded), never fixed here.
+        checked = check_answer(
+            settings, backend, seq, profile_name=key[2],
+            profile=request.profile, context=request.context_text,
+            remote=model_is_remote(settings), result=result)
+        result = checked.result
+    report: DraftReport = checked.verdict.report
+    decision = alert_decision(settings, checked.verdict)
+    outputs_report = annotated(checked.verdict, checked.reasks, decision)
     model_name = result.model_id or settings.model.name
     with _timed(timings, "outputs"):
         note("outputs")
@@ -215,15 +237,17 @@ def run_draft(
         # header parsing holds the GIL the frame threads need).
         sources = list(request.sources) if request.sources is not None \
             else read_sources(request.study)
+        basis = alert_basis(settings, checked, decision, seq, sources) \
+            if decision in ("send", "sent-anyway") else None
         outputs = build_outputs(
-            report, seq, sources, settings=settings, job_key=key,
+            outputs_report, seq, sources, settings=settings, job_key=key,
             model_name=model_name, model_version=result.model_version,
             predecessor=request.predecessor, order=request.order,
         )
         items = [OutboxItem(kind, payload, str(getattr(outputs, kind).SOPInstanceUID))
                  for kind, payload in outputs.to_bytes().items()]
-        text, html = render_text(report, seq), render_html(report, seq)
-        items += _hl7_items(settings, request, report, sources)
+        text, html = render_text(outputs_report, seq), render_html(outputs_report, seq)
+        items += _hl7_items(settings, request, outputs_report, sources, basis)
         items.append(OutboxItem("text", text.encode(), control_id(*key, "text")))
         items.append(OutboxItem("html", html.encode(), control_id(*key, "html")))
     with _timed(timings, "contact_sheet"):
@@ -238,5 +262,6 @@ def run_draft(
         rendered_text=text, rendered_html=html, triage_level=report.triage.level.value,
         uids={i.payload_kind: i.message_id for i in items
               if i.payload_kind in ("sr", "tid1500", "kos")},
-        timings=timings, key_frames=key_frames,
+        timings=timings, key_frames=key_frames, checked=checked, alert=decision,
+        alert_basis=basis,
     )

@@ -71,6 +71,17 @@ class Draft(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
     acknowledged_by: Mapped[str] = mapped_column(String(64), default="")
     escalated_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The consistency check of the model's answer (issue 19; migration 0003):
+    # consistent | inconsistent (unchecked: drafted before the check existed).
+    consistency: Mapped[str] = mapped_column(String(16), default="unchecked",
+                                             server_default="unchecked")
+    consistency_reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reasks: Mapped[int] = mapped_column(default=0, server_default="0")
+    # none | send | held | sent-anyway (worker.checking.AlertDecision)
+    alert_decision: Mapped[str] = mapped_column(String(16), default="none",
+                                                server_default="none")
+    # What the alert names (ehr.outbound.AlertBasis as JSON), for the escalation's rebuild.
+    alert_basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="draft")
 

@@ -22,8 +22,10 @@ from radraft.reporting.sequence import FrameSequence
 STAND_IN_REPORT: dict[str, Any] = {
     "exam": "CT abdomen", "technique": "portal venous", "comparison": "none",
     "clinical_history": "test",
-    "findings": [{"system": "liver", "text": "stand-in finding", "severity": "minor",
-                  "finding_type": "SCT:52988006", "finding_site": "SCT:12738006",
+    # Consistent with its urgent triage (a significant finding in the liver, citing a frame
+    # of the study), so the answer check (reporting.checks) lets its ED alert go.
+    "findings": [{"system": "liver", "text": "stand-in finding", "severity": "significant",
+                  "finding_type": "SCT:52988006", "finding_site": "SCT:10200004",
                   "frames": [1]}],
     "impression": [{"rank": 1, "text": "stand-in impression"}],
     "recommendations": [], "triage": {"level": "urgent", "reasons": ["stand-in"]},

@@ -92,6 +92,9 @@ def _config(tmp: Path, db_url: str, vhost: str, ports: dict[str, int], pacs: Ort
         },
         "jobs": {"sweep_interval_s": 1, "redeliver_after_s": 30},
         "delivery": {"base_backoff_s": 0.5, "max_backoff_s": 2},
+        # The tiny model's urgent "normal" fails the consistency check: the chain is made
+        # to send its alert anyway, which then says why (issue 19).
+        "alerts": {"unsupported": "send"},
     }
     path = tmp / "radraft.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -176,6 +179,7 @@ def test_production_chain_with_vllm_orthanc_ris_and_ed(
             assert (placer, filler) == (f"P{ACCESSION}", f"F{ACCESSION}")
             [alert] = _results(ed)
             assert str(alert.segment("TQ1")[9]) in ("A", "S")
+            assert "RADRAFT-CHECK" in str(alert)  # sent although unsupported, and why
             with sessions() as session:
                 [draft] = session.scalars(select(Draft)).all()
                 [job] = session.scalars(select(Job)).all()

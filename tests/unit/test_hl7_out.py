@@ -168,7 +168,8 @@ def test_critical_alert_for_the_ed() -> None:
     assert str(msg.segment("TQ1")[9]) == "S"
     assert str(msg.segment("NTE")[3]).startswith("CRITICAL triage by AI.")
     first = _obx(msg)[0]
-    assert msg.unescape(str(first[5])) == "Active bleeding in the liver"
+    # The finding that justifies the alert (not the model's free-text summary).
+    assert msg.unescape(str(first[5])) == f"liver: {DELIMITERS} (critical)"
     assert str(first[8]) == "AA" and str(first[11]) == "R"
     alert_id = str(msg.segment("MSH")[10])
     oru = build_oru(_draft("critical"), order=ORDER, patient=PATIENT, settings=SETTINGS,

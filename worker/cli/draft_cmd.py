@@ -19,7 +19,7 @@ def draft(
     profile: str = typer.Option("ct-generic", "--profile", "-p", help="Profile name."),
 ) -> None:
     """Draft one study: SR, TID 1500, KOS, HL7 ORU (and ED alert), text/HTML, contact sheet."""
-    from radraft.worker.draft_local import draft_folder
+    from radraft.worker.draft_local import consistency_summary, draft_folder
 
     settings = state(ctx).settings
     try:
@@ -32,6 +32,11 @@ def draft(
     typer.echo(f"drafted {study_dir} with {product.model_name}: {product.frame_count} frames, "
                f"triage {product.triage_level}")
     typer.echo("  " + ", ".join(f"{k} {v:.2f} s" for k, v in product.timings.items()))
+    check = consistency_summary(product)
+    typer.echo(f"  consistency: {check['state']}, re-asked {check.get('reasks', 0)}x, "
+               f"ED alert: {check.get('alert', 'none')}")
+    for reason in check.get("reasons", []):
+        typer.echo(f"    - {reason}")
     for kind, path in written.items():
         typer.echo(f"  {kind:8} {path}")
     if settings.model.name == "radraft-tiny":

@@ -4,6 +4,7 @@ board of urgent and critical drafts."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.orm import Session, aliased
@@ -19,6 +20,7 @@ from radraft.core.db import (
 )
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
+from radraft.worker.checking import UNSUPPORTED_BOARD_TEXT
 from radraft.worker.heartbeat import ALIVE_WITHIN_S
 from radraft.worker.web.queries import delivery_row, patient_names
 from radraft.worker.web.views import (
@@ -132,6 +134,23 @@ def _first_key_frames(session: Session, draft_ids: list[int]) -> dict[int, int]:
     return {int(draft_id): int(index) for draft_id, index in rows}
 
 
+def _checked(draft: Draft) -> dict[str, Any]:
+    """The consistency columns for the board: a held alert shows no finding at all (the
+    model's named findings are what the check could not support)."""
+    basis = draft.alert_basis or {}
+    named = [f"{f.get('text', '')}" + (f" ({f['where']})" if f.get("where") else "")
+             for f in basis.get("findings", [])]
+    fields: dict[str, Any] = {
+        "consistency": draft.consistency, "consistency_reasons": draft.consistency_reasons,
+        "alert_decision": draft.alert_decision, "alert_findings": named,
+    }
+    if draft.alert_decision == "held":
+        fields.update(board_text=UNSUPPORTED_BOARD_TEXT, critical_findings=[], reasons=[])
+    elif draft.alert_decision == "sent-anyway":
+        fields["board_text"] = f"{UNSUPPORTED_BOARD_TEXT} (alert sent anyway)"
+    return fields
+
+
 def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
     """Urgent/critical drafts not replaced by a newer draft: unacknowledged ones always,
     acknowledged ones for ED_KEEP. Unacknowledged first, critical first, oldest first."""
@@ -155,7 +174,7 @@ def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
     rows = []
     for draft, study in pairs:
         triage = draft.report.get("triage", {})
-        rows.append(EdRow(
+        fields: dict[str, Any] = dict(
             draft_id=draft.id, study_uid=study.study_uid, accession=study.accession,
             patient_id=study.patient_id, patient_name=names.get(study.study_uid, ("", ""))[0],
             description=study.study_description, triage=draft.triage_level,
@@ -166,9 +185,12 @@ def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
             acknowledged_by=draft.acknowledged_by, escalated_at=draft.escalated_at,
             overdue=draft.acknowledged_at is None and now - draft.created_at >= limit,
             alert_states=alerts.get(draft.id, []),
+            # A held alert names no finding, so it links no key image either.
             key_image_url=(f"/drafts/{draft.id}/frames/{key_frames[draft.id]}.png"
-                           if draft.id in key_frames else None),
-        ))
+                           if draft.id in key_frames and draft.alert_decision != "held"
+                           else None),
+        )
+        rows.append(EdRow(**{**fields, **_checked(draft)}))
     rows.sort(key=lambda r: (r.acknowledged_at is not None, r.triage != "critical",
                              r.study_arrived_at))
     return rows

@@ -208,6 +208,8 @@ def draft_view(session: Session, draft: Draft) -> DraftView:
         text=draft.rendered_text, report=draft.report,
         sheet_url=f"/drafts/{draft.id}/sheet.png" if has_sheet else None, key_frames=frames,
         deliveries=[delivery_row(r, draft.study_uid) for r in rows],
+        consistency=draft.consistency, consistency_reasons=draft.consistency_reasons,
+        reasks=draft.reasks, alert_decision=draft.alert_decision,
     )
 
 

@@ -104,6 +104,10 @@ class DraftView(BaseModel):
     sheet_url: str | None
     key_frames: dict[int, str] = Field(description="cited frame index -> image URL")
     deliveries: list[DeliveryRow]
+    consistency: str = Field("unchecked", description="consistent | inconsistent | unchecked")
+    consistency_reasons: list[str] = Field(default_factory=list)
+    reasks: int = Field(0, description="times the model was asked again with the reasons")
+    alert_decision: str = Field("none", description="none | send | held | sent-anyway")
 
 
 class AuditRow(BaseModel):
@@ -186,6 +190,13 @@ class EdRow(BaseModel):
     overdue: bool = Field(description="unacknowledged past web.escalate_after_minutes")
     alert_states: list[str] = Field(description="'<destination>: <state>' of each alert row")
     key_image_url: str | None = Field(None, description="the first cited key frame's picture")
+    consistency: str = Field("unchecked", description="consistent | inconsistent | unchecked")
+    consistency_reasons: list[str] = Field(default_factory=list)
+    alert_decision: str = Field("none", description="none | send | held | sent-anyway")
+    board_text: str = Field("", description="what the board shows instead of the model's "
+                            "findings when the triage is unsupported")
+    alert_findings: list[str] = Field(default_factory=list,
+                                      description="the findings the alert names, and where")
 
 
 class RuleTestResult(BaseModel):
