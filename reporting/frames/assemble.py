@@ -22,7 +22,7 @@ from radraft.reporting.frames.stack_render import (
     phase_sample_keys,
     slabs,
 )
-from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study
+from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study, stack_notes
 from radraft.reporting.frames.windows import Mapping, ct_window
 from radraft.reporting.sequence import (
     Combine,
@@ -207,7 +207,9 @@ def _segment(cand: Candidate, plan: list[list[int]], start: int, index: int, map
         modality=stack.modality, series_description=stack.description, label=label,
         plane=stack.stack.plane, mapping=mapping, combine=combine,
         slices_in_stack=len(slices), is_prior=stack.is_prior, body_part=stack.body_part,
-        padded_frames=padded, label_source=stack.label.source if stack.label else "")
+        padded_frames=padded, label_source=stack.label.source if stack.label else "",
+        series_number=stack.series_number, label_evidence=stack.label.evidence
+        if stack.label else "", notes=stack_notes(stack) + cand.notes)
     return segment, refs
 
 

@@ -17,11 +17,11 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from radraft.core.errors import FrameError
 from radraft.core.settings import FrameRecipe
 from radraft.core.uids import derived_uid
-from radraft.reporting.frames import build_frame_sequence
+from radraft.reporting.frames import build_frame_sequence, segment_table_text
 from radraft.reporting.phantom import PhantomStudy, write_phantom_study
+from radraft.reporting.phantom_objects import write_legacy_multiframe_mr
 from radraft.reporting.sequence import FrameSequence
 
 RECIPE = FrameRecipe(windows=["abdomen"], frame_size=64, max_frames=1000)
@@ -182,12 +182,34 @@ def test_localizer_is_skipped_and_listed(tmp_path: Path) -> None:
     _assert_pixels_match(seq, study)
 
 
-def test_missing_geometry_names_the_file(tmp_path: Path) -> None:
+def test_slice_without_position_is_kept_apart_not_fatal(tmp_path: Path) -> None:
     study = _phantom(tmp_path)
     broken = study.series[-1].paths[4]
     ds = pydicom.dcmread(broken)
     del ds.ImagePositionPatient
     ds.save_as(broken)
-    with pytest.raises(FrameError, match=str(broken)) as info:
-        build_frame_sequence(study.directory, recipe=RECIPE)
-    assert "Image Position" in str(info.value)
+    seq = build_frame_sequence(study.directory, recipe=RECIPE)
+    assert [(s.plane, s.slices_in_stack) for s in seq.segments] == [
+        ("axial", SLICES - 1), ("position not given", 1)]
+    assert "position not given: frame order" in seq.segments[1].notes
+    assert seq.refs[seq.segments[1].frame_start].sop_instance_uid == ds.SOPInstanceUID
+
+
+def test_legacy_multiframe_without_positions_keeps_the_study(tmp_path: Path) -> None:
+    """The issue's case: a legacy multi-frame MR with no per-frame positions; the other
+    series are kept, its frames come in frame-number order, an object whose geometry
+    cannot be read is listed with the reason and its file."""
+    written = write_legacy_multiframe_mr(tmp_path / "study", frames=6, size=64)
+    seq = build_frame_sequence(tmp_path / "study", recipe=RECIPE)
+    axial, legacy = seq.segments
+    assert (axial.series_number, axial.plane, axial.slices_in_stack) == (3, "axial", 4)
+    assert (legacy.series_number, legacy.plane) == (5, "position not given")
+    assert [r.frame_number for r in seq.refs[legacy.frame_start:legacy.frame_stop]] == [
+        1, 2, 3, 4, 5, 6]
+    # The disc grows with the frame number: the frames' brightness rises in that order.
+    means = [float(seq.frames[t].mean()) for t in range(legacy.frame_start, legacy.frame_stop)]
+    assert means == sorted(means) and means[0] < means[-1]
+    assert "position not given" in segment_table_text(seq)
+    [bad] = seq.excluded
+    assert bad.series_description == "broken geometry"
+    assert str(written["bad"]) in bad.reason and "Image Position" in bad.reason

@@ -43,7 +43,13 @@ def test_every_sample_image_decodes_like_pydicom(path: Path) -> None:
 def test_ct_study_with_kos_sorted_by_position_not_file_name() -> None:
     seq = build_frame_sequence(DICOM_DATA / "study_ct_wb_contrast_kos", recipe=RECIPE)
     assert [e.reason for e in seq.excluded] == ["non-image (KO)"]
-    assert [s.slices_in_stack for s in seq.segments] == [10, 10]
+    # 'CT CONTRAST' is two slabs 504 mm apart: two segments, the gap stated.
+    assert [s.slices_in_stack for s in seq.segments] == [10, 3, 7]
+    assert [s.series_number for s in seq.segments] == [2, 3, 3]
+    assert seq.segments[1].notes[0] == "part 1 of 2 of the series"
+    assert seq.segments[2].notes[0] == "part 2 of 2 of the series, after a gap of 504 mm"
+    text = segment_table_text(seq)
+    assert 'CT headneck series 3 "CT CONTRAST" axial' in text
     z = {}
     for path in (DICOM_DATA / "study_ct_wb_contrast_kos").glob("0*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
