@@ -211,7 +211,8 @@ def _default_profiles() -> dict[str, ProfileSettings]:
     abdomen = ["3040-3", "lipase", "1975-2", "bilirubin", "6690-2", "wbc", "1988-5", "crp"]
     stroke = ["2345-7", "glucose", "6301-6", "inr", "777-3", "platelets"]
     return {
-        "ct-generic": recipe(renal, windows=["abdomen", "lung", "bone"]),
+        # Windows by body part and length (reporting.frames.windows.auto_windows).
+        "ct-generic": recipe(renal, windows=["auto"]),
         "ct-head": recipe(stroke, windows=["brain", "subdural", "bone"], max_frames=192),
         "ct-stroke": recipe(renal + stroke, windows=["stroke", "brain"], max_frames=128),
         # Three windows packed as R/G/B of one frame (as MedGemma 1.5 reads CT).
@@ -221,6 +222,8 @@ def _default_profiles() -> dict[str, ProfileSettings]:
         "ct-angio": recipe(renal + chest, windows=["angio"], combine="mip", max_frames=192),
         "mr-brain": recipe(renal, windows=["auto"], max_frames=256, prior_share=0.3),
         "mr-generic": recipe(renal, windows=["auto"]),
+        # PET/CT: the PET on the SUV scale with a rotating MIP and fusion; CT by body part.
+        "pet-ct": recipe(renal, windows=["auto"], max_frames=256),
     }
 
 

@@ -15,6 +15,7 @@ from radraft.core.errors import FrameError
 from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
 from radraft.reporting.frames.output import FrameBuffer
+from radraft.reporting.frames.pet_frames import pet_candidates, render_extra
 from radraft.reporting.frames.stack_render import (
     Candidate,
     StackRenderer,
@@ -23,7 +24,7 @@ from radraft.reporting.frames.stack_render import (
     slabs,
 )
 from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study, stack_notes
-from radraft.reporting.frames.windows import Mapping, ct_window
+from radraft.reporting.frames.windows import Mapping, auto_windows, ct_window
 from radraft.reporting.sequence import (
     Combine,
     ExcludedSeries,
@@ -33,8 +34,6 @@ from radraft.reporting.sequence import (
 )
 
 StudySource = Path | Sequence[Dataset]
-_HEAD = re.compile(r"head|brain|skull|cran|kopf|sch[äa]del", re.I)
-_CHEST = re.compile(r"chest|thorax|lung|thx", re.I)
 
 
 def _workers() -> int:
@@ -46,19 +45,19 @@ def _workers() -> int:
 def _ct_windows(recipe: FrameRecipe, stack: LabelledStack) -> list[tuple[str, ...]]:
     names = list(recipe.windows)
     if names == ["auto"] or not names:
-        where = f"{stack.body_part} {stack.description} {stack.header.get('StudyDescription', '')}"
-        if _HEAD.search(where):
-            names = ["brain", "subdural", "bone"]
-        elif _CHEST.search(where):
-            names = ["lung", "mediastinum", "bone"]
-        else:
-            names = ["abdomen", "lung", "bone"]
+        where = (f"{stack.body_part} {stack.description} "
+                 f"{stack.header.get('StudyDescription', '')} "
+                 f"{stack.header.get('ProtocolName', '')}")
+        positions = stack.stack.positions
+        extent = max(positions) - min(positions) if stack.stack.normal is not None else 0.0
+        chosen, _region = auto_windows(where, extent)
+        names = list(chosen)
     for name in names:
         ct_window(name)  # unknown names fail early, naming the window
-    if recipe.pack_windows:
-        if len(names) != 3:
-            raise FrameError(f"pack_windows needs exactly 3 windows, the recipe has {names}")
+    if recipe.pack_windows and len(names) == 3:
         return [tuple(names)]
+    if recipe.pack_windows and recipe.windows != ["auto"]:
+        raise FrameError(f"pack_windows needs exactly 3 windows, the recipe has {names}")
     return [(name,) for name in names]
 
 
@@ -117,6 +116,9 @@ def build_frame_sequence(
     for scanned in prior_scans:
         excluded.extend(scanned.excluded)
     candidates = _candidates(recipe, [current, *prior_scans], excluded)
+    notes: list[str] = []
+    candidates += pet_candidates([s for sc in (current, *prior_scans) for s in sc.stacks],
+                                 candidates, notes)
     if not candidates:
         raise FrameError(f"{_describe(study)}: no image series to turn into frames "
                          f"({len(excluded)} excluded)")
@@ -124,8 +126,7 @@ def build_frame_sequence(
     cur = [c for c in candidates if not c.stack.is_prior]
     pri = [c for c in candidates if c.stack.is_prior]
     cur_frames, pri_frames = split_current_prior(
-        cap, [len(c.stack.stack.slices) for c in cur],
-        [len(c.stack.stack.slices) for c in pri], recipe.prior_share)
+        cap, [c.size for c in cur], [c.size for c in pri], recipe.prior_share)
     for cand, frames in zip([*cur, *pri], [*cur_frames, *pri_frames], strict=True):
         cand.frames = frames
         if frames == 0:
@@ -139,9 +140,9 @@ def build_frame_sequence(
     say(f"{total} frames of {size}×{size} from {len(kept)} segments")
     segments: list[Segment] = []
     refs: list[FrameRef] = []
-    by_stack: dict[int, list[Candidate]] = {}
+    by_stack: dict[tuple[int, str], list[Candidate]] = {}
     for cand in kept:
-        by_stack.setdefault(id(cand.stack), []).append(cand)
+        by_stack.setdefault((id(cand.stack), cand.kind), []).append(cand)
     position = 0
     with ThreadPoolExecutor(_workers()) as pool:
         buffer = FrameBuffer((total, size, size, 3))
@@ -149,6 +150,18 @@ def build_frame_sequence(
         done = 0
         for group in by_stack.values():
             stack = group[0].stack
+            if group[0].kind != "stack":
+                for cand in group:
+                    seg, seg_refs, images = render_extra(cand, renderer, position,
+                                                         len(segments), recipe)
+                    for t, image in enumerate(images):
+                        buffer.prepare(position + t)
+                        buffer.frames[position + t] = image
+                    segments.append(seg)
+                    refs.extend(seg_refs)
+                    position = seg.frame_stop
+                    done += cand.frames
+                continue
             n = len(stack.stack.slices)
             plans = [slabs(n, c.frames) for c in group]
             needed = sorted({i for plan in plans for slab in plan for i in (
@@ -181,8 +194,9 @@ def build_frame_sequence(
                     pictures[last + 1:seg.frame_stop] = pictures[last]
                     done += seg.padded_frames
         pictures = buffer.frames
-    return FrameSequence(pictures, segments, refs, excluded,
-                         _metadata(current, prior_scans, recipe))
+    metadata = _metadata(current, prior_scans, recipe)
+    metadata["notes"] = notes
+    return FrameSequence(pictures, segments, refs, excluded, metadata)
 
 
 def _segment(cand: Candidate, plan: list[list[int]], start: int, index: int, mapping: str,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -60,6 +60,15 @@ class Candidate:
     frames: int = 0
     notes: tuple[str, ...] = ()
     mapping: Mapping | None = None  # a fixed mapping (PET SUV); None: windows/percentiles
+    kind: str = "stack"  # "stack": its slices; "mip", "fusion": PET views (pet_frames)
+    want: int | None = None  # frames wanted, when not one per slice
+    partner: LabelledStack | None = None  # fusion: the CT
+    pet_indices: tuple[int, ...] = ()  # fusion: the PET slices inside the CT's z range
+
+    @property
+    def size(self) -> int:
+        """What the budget shares frames by (slices, or the frames a view wants)."""
+        return self.want if self.want is not None else len(self.stack.stack.slices)
 
 
 def slabs(count: int, frames: int) -> list[list[int]]:
@@ -169,7 +178,10 @@ class StackRenderer:
         pixels = self.sample(cand.stack, sorted(needed)[:: max(1, len(needed) // 16)])
         sample = [pixels[k][::4, ::4].astype(np.float32) * slices[k].slope + slices[k].intercept
                   for k in sorted(pixels)]
-        return [percentile_mapping(np.stack(sample))]
+        mapping = percentile_mapping(np.stack(sample))
+        if cand.stack.modality == "PT":  # PET is read dark on white
+            mapping = replace(mapping, invert=True)
+        return [mapping]
 
     def render(self, stack: LabelledStack,
                parts: list[tuple[Candidate, list[list[int]], int, list[Mapping]]],

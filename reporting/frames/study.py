@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from radraft.reporting.frames.geometry import Slice, Stack, build_stacks, slices
 from radraft.reporting.frames.headers import HeaderValues
 from radraft.reporting.frames.loading import Instance, scan
 from radraft.reporting.frames.phase import HeaderContrast, Label, header_phase
+from radraft.reporting.frames.suv import suv_scale
 from radraft.reporting.sequence import ExcludedSeries
 
 
@@ -41,6 +42,7 @@ class LabelledStack:
     frame_of_reference: str = ""
     # Set by assembly when two stacks would read alike: "stack 2 of 3", the series UID.
     tell_apart: str = ""
+    suv: bool = False  # PET: the slices' rescale gives SUVbw (see `suv.py`)
 
     @property
     def header(self) -> Dataset:
@@ -126,11 +128,14 @@ def scan_study(
                 study_uid, series_uid, _text(ds, "SeriesDescription"), modality,
                 problem.reason, problem.count))
         for stack in stacks:
-            result.stacks.append(LabelledStack(
+            labelled = LabelledStack(
                 stack, study_uid, series_uid, _text(ds, "StudyDate"), modality,
                 _text(ds, "SeriesDescription"), _text(ds, "BodyPartExamined"), label, is_prior,
                 _series_number(ds), contrast, derived_kind(ds),
-                _text(ds, "FrameOfReferenceUID")))
+                _text(ds, "FrameOfReferenceUID"))
+            if modality == "PT":
+                _to_suv(labelled, ds)
+            result.stacks.append(labelled)
     tell_apart(result.stacks)
     result.stacks.sort(key=lambda s: (
         s.series_number, acquisition_seconds(s.header) or 0.0, s.series_uid,
@@ -192,3 +197,20 @@ def tell_apart(stacks: list[LabelledStack]) -> None:
                 st.tell_apart = f"stack {index} of {len(group)} of the series"
             else:
                 st.tell_apart = f"series UID …{st.series_uid[-8:]}"
+
+
+def _to_suv(stack: LabelledStack, ds: Dataset) -> None:
+    """Rescale a PET stack's slices to SUVbw where the header allows, and label it."""
+    slices = stack.stack.slices
+    scale = suv_scale(ds, [(str(sl.inst.get("AcquisitionDate", "") or "").strip(),
+                            str(sl.inst.get("AcquisitionTime", "") or "").strip())
+                           for sl in slices])
+    if scale.factors is None:
+        units = _text(ds, "Units") or "values"
+        stack.label = Label("PET, SUV not computable", "header",
+                            f"{scale.reason}; shown as 1st-99th percentile of {units}")
+        return
+    stack.stack.slices = [replace(sl, slope=sl.slope * k, intercept=sl.intercept * k)
+                          for sl, k in zip(slices, scale.factors, strict=True)]
+    stack.suv = True
+    stack.label = Label("PET SUVbw", "header", scale.evidence)

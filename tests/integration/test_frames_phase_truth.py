@@ -92,7 +92,7 @@ def confusion(tmp_path: Path) -> tuple[Counter[tuple[str, str]], dict[str, Segme
     found: dict[str, Segment] = _public_segments()
     for case, (phase, variant) in PHANTOM.items():
         study = write_phantom_study(tmp_path / case, phases=(phase,), slices=16, size=128,
-                                    variant=variant, accession=case)
+                                    variant=variant, accession=case[:16])
         found[case] = build_frame_sequence(study.directory, recipe=RECIPE).segments[0]
     matrix: Counter[tuple[str, str]] = Counter()
     for row in _truth():
