@@ -23,7 +23,13 @@ from radraft.reporting.frames.stack_render import (
     phase_sample_keys,
     slabs,
 )
-from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study, stack_notes
+from radraft.reporting.frames.study import (
+    ANATOMIC_DERIVED,
+    LabelledStack,
+    ScannedStudy,
+    scan_study,
+    stack_notes,
+)
 from radraft.reporting.frames.windows import Mapping, auto_windows, ct_window
 from radraft.reporting.sequence import (
     Combine,
@@ -79,7 +85,7 @@ def _candidates(recipe: FrameRecipe, studies: list[ScannedStudy],
                     "not in profile series_include", len(stack.stack.slices)))
                 continue
             colour = stack.stack.first.samples == 3
-            if stack.modality == "CT" and not colour:
+            if stack.modality == "CT" and not colour and stack.derived in ANATOMIC_DERIVED:
                 out.extend(Candidate(stack, w) for w in _ct_windows(recipe, stack))
             else:
                 out.append(Candidate(stack, ()))

@@ -60,6 +60,10 @@ def _text(ds: Dataset, key: str) -> str:
     return str(ds.get(key, "") or "").strip().strip("\x00").strip()
 
 
+# Derived CT images that still show HU anatomy (a contrast phase applies to them).
+ANATOMIC_DERIVED = ("", "secondary", "MPR", "MIP", "MinIP", "subtraction",
+                     "volume rendering", "projection")
+
 # What `exclusion_reason` reads: equal raw values, equal decision.
 _EXCLUSION_KEYS = ("Modality", "Manufacturer", "SeriesDescription", "ImageType", "SOPClassUID",
                    "BurnedInAnnotation")
@@ -114,15 +118,22 @@ def scan_study(
         ds = members[0].header
         modality = _text(ds, "Modality").upper()
         slices, problems = _slices(members)
+        derived = derived_kind(ds)
+        if derived == "projection":
+            # Projections (MR/CT angiography) are views at angles: one run in their own
+            # order, not slices to sort by position.
+            slices = [replace(sl, position=None, orientation=None) for sl in slices]
         label: Label | None
         contrast: HeaderContrast | None = None
-        if modality == "CT":
+        if modality == "CT" and derived not in ANATOMIC_DERIVED:
+            label = Label(f"{derived} map (derived)", "parameters")
+        elif modality == "CT":
             label, contrast = header_phase(ds)
         elif modality == "MR":
             label = mr_sequence(ds)
         else:
             label = Label(_text(ds, "SeriesDescription") or modality, "description")
-        stacks, more = build_stacks(slices, modality)
+        stacks, more = build_stacks(slices, "" if derived == "projection" else modality)
         for problem in [*problems, *(_Problem(text, 1) for text in more)]:
             result.excluded.append(ExcludedSeries(
                 study_uid, series_uid, _text(ds, "SeriesDescription"), modality,
@@ -131,7 +142,7 @@ def scan_study(
             labelled = LabelledStack(
                 stack, study_uid, series_uid, _text(ds, "StudyDate"), modality,
                 _text(ds, "SeriesDescription"), _text(ds, "BodyPartExamined"), label, is_prior,
-                _series_number(ds), contrast, derived_kind(ds),
+                _series_number(ds), contrast, derived,
                 _text(ds, "FrameOfReferenceUID"))
             if modality == "PT":
                 _to_suv(labelled, ds)

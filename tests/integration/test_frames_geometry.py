@@ -165,6 +165,9 @@ def test_duplicate_positions_become_two_stacks(tmp_path: Path) -> None:
         ds.save_as(path.with_name(f"dup{i:03d}.dcm"))
     seq = build_frame_sequence(study.directory, recipe=RECIPE)
     assert [seg.slices_in_stack for seg in seq.segments] == [SLICES, SLICES]
+    # Same series number, description and plane: the table tells the two apart.
+    assert [seg.notes for seg in seq.segments] == [
+        ("stack 1 of 2 of the series",), ("stack 2 of 2 of the series",)]
     positions = _positions(study, seq)
     for index in range(2):
         distances = _assert_sorted_along(seq, positions, np.array([0, 0, -1.0]), index)
@@ -213,3 +216,20 @@ def test_legacy_multiframe_without_positions_keeps_the_study(tmp_path: Path) -> 
     [bad] = seq.excluded
     assert bad.series_description == "broken geometry"
     assert str(written["bad"]) in bad.reason and "Image Position" in bad.reason
+
+
+def test_two_series_with_the_same_number_and_description_are_told_apart(
+        tmp_path: Path) -> None:
+    study = write_phantom_study(tmp_path / "s", phases=("arterial", "portal venous"),
+                                slices=4, size=32)
+    for series in study.series:
+        for path in series.paths:
+            ds = pydicom.dcmread(path)
+            ds.SeriesNumber = 2
+            ds.SeriesDescription = "Body 1.0"
+            ds.save_as(path)
+    seq = build_frame_sequence(study.directory, recipe=RECIPE)
+    lines = segment_table_text(seq).splitlines()
+    assert all('CT abdomen series 2 "Body 1.0" axial' in line for line in lines[:2])
+    tails = {study.series[i].series_uid[-8:] for i in range(2)}
+    assert {seq.segments[i].notes[-1][-8:] for i in range(2)} == tails
