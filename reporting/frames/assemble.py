@@ -15,7 +15,7 @@ from radraft.core.errors import FrameError
 from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
 from radraft.reporting.frames.output import FrameBuffer
-from radraft.reporting.frames.pet_frames import pet_candidates, render_extra
+from radraft.reporting.frames.pet_frames import ct_frames, pet_candidates, render_extra
 from radraft.reporting.frames.stack_render import (
     Candidate,
     StackRenderer,
@@ -154,15 +154,17 @@ def build_frame_sequence(
         buffer = FrameBuffer((total, size, size, 3))
         renderer = StackRenderer(buffer, recipe, pool)
         done = 0
-        for group in by_stack.values():
+        # PET views after the stacks of their study: fusion reuses the CT's frames.
+        groups = sorted(by_stack.values(),
+                        key=lambda g: (g[0].stack.is_prior, g[0].kind != "stack"))
+        for group in groups:
             stack = group[0].stack
             if group[0].kind != "stack":
                 for cand in group:
-                    seg, seg_refs, images = render_extra(cand, renderer, position,
-                                                         len(segments), recipe)
-                    for t, image in enumerate(images):
-                        buffer.prepare(position + t)
-                        buffer.frames[position + t] = image
+                    shown = (ct_frames(buffer.frames, segments, refs, cand.partner)
+                             if cand.partner is not None else None)
+                    seg, seg_refs = render_extra(cand, renderer, position, len(segments),
+                                                 recipe, renderer.target(position), shown)
                     segments.append(seg)
                     refs.extend(seg_refs)
                     position = seg.frame_stop

@@ -103,7 +103,10 @@ def slices_of(inst: Instance) -> list[Slice]:
             ipp = (inst.header.get("ImagePositionPatient") if inst.values is None
                    else inst.values.numbers(inst, "ImagePositionPatient"))
         iop = iop if iop is not None else inst.get("ImageOrientationPatient")
-        slope = slope if slope is not None else inst.get("RescaleSlope", 1)
+        if slope is None:
+            # PET writes a slope per slice: the decimal-string fast path, not pydicom.
+            slope = (inst.get("RescaleSlope", 1) if inst.values is None
+                     else _first(inst.values.numbers(inst, "RescaleSlope"), 1))
         intercept = intercept if intercept is not None else inst.get("RescaleIntercept", 0)
         position = _floats(ipp, 3, "Image Position (Patient)", inst.source)
         try:
@@ -116,6 +119,14 @@ def slices_of(inst: Instance) -> list[Slice]:
             position if position is None else (position[0], position[1], position[2]),
             _floats(iop, 6, "Image Orientation (Patient)", inst.source), slope_f, intercept_f))
     return out
+
+
+def _first(value: Any, default: float) -> Any:
+    if value is None or value == "":
+        return default
+    if isinstance(value, tuple):
+        return value[0] if value else default
+    return value
 
 
 def _normal(orientation: Sequence[float]) -> npt.NDArray[np.float64]:

@@ -12,7 +12,9 @@ import numpy.typing as npt
 from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.pet_render import (
     MIP_VIEWS,
+    CtFrames,
     FusionPlan,
+    Target,
     fusion_indices,
     nearest_ct,
     plan_fusion,
@@ -25,6 +27,11 @@ from radraft.reporting.frames.windows import SUV_MAPPING, Mapping
 from radraft.reporting.sequence import FrameRef, Segment
 
 _MIN_MIP_SLICES = 8
+# One fused frame per this many PET slices in the overlap (the PET and CT slices are
+# shown in full beside it; the fused levels show where each finding lies).
+FUSION_EVERY = 4
+# False: PET slices only, no MIP or fusion (bench.frames measures what the views cost).
+EXTRA_VIEWS = True
 
 
 def pet_candidates(stacks: list[LabelledStack], candidates: list[Candidate],
@@ -44,34 +51,54 @@ def pet_candidates(stacks: list[LabelledStack], candidates: list[Candidate],
             own += (plan.note,)
         candidates[index] = replace(cand, mapping=SUV_MAPPING if pet.suv else None,
                                     notes=cand.notes + own)
+        if not EXTRA_VIEWS:
+            continue
         if len(pet.stack.slices) >= _MIN_MIP_SLICES:
             extra.append(Candidate(pet, (), kind="mip", want=MIP_VIEWS,
                                    mapping=SUV_MAPPING if pet.suv else None))
         if plan.ct is not None:
-            extra.append(Candidate(pet, (), kind="fusion", want=len(plan.pet_indices),
+            extra.append(Candidate(pet, (), kind="fusion",
+                                   want=max(2, -(-len(plan.pet_indices) // FUSION_EVERY)),
                                    partner=plan.ct, pet_indices=plan.pet_indices,
                                    mapping=SUV_MAPPING if pet.suv else None,
                                    notes=(plan.note,)))
     return extra
 
 
+def ct_frames(frames: npt.NDArray[np.uint8], segments: list[Segment], refs: list[FrameRef],
+              ct: LabelledStack) -> CtFrames:
+    """Which frames already show each CT slice of `ct` in the abdomen window."""
+    where: dict[tuple[str, int | None], tuple[int, int]] = {}
+    for seg in segments:
+        windows = seg.mapping.split("+")
+        if seg.series_uid != ct.series_uid or seg.is_prior or "abdomen" not in windows:
+            continue
+        channel = windows.index("abdomen") if len(windows) == 3 else 0
+        for f in range(seg.frame_start, seg.frame_stop - seg.padded_frames):
+            for source in refs[f].sources:
+                where.setdefault(source, (f, channel))
+    return CtFrames(frames, where)
+
+
 def render_extra(cand: Candidate, renderer: StackRenderer, start: int, index: int,
-                 recipe: FrameRecipe) -> tuple[Segment, list[FrameRef],
-                                               list[npt.NDArray[np.uint8]]]:
-    """A MIP or fusion candidate's segment, frame references and frames."""
+                 recipe: FrameRecipe, target: Target, shown: CtFrames | None = None,
+                 ) -> tuple[Segment, list[FrameRef]]:
+    """A MIP or fusion candidate's segment and frame references; its frames are written
+    through `target(t)` (frame `start + t` of the output, populated and ready)."""
     pet = cand.stack
     slices = pet.stack.slices
     mapping = cand.mapping or _percentile(cand, renderer)
     size = recipe.frame_size
     if cand.kind == "mip":
-        images = render_mip(pet, mapping, renderer.sample, cand.frames, size)
+        views = cand.frames
+        render_mip(pet, mapping, renderer.sample, views, size, target, renderer.pool)
         centre = slices[len(slices) // 2]
         refs = [FrameRef(pet.study_uid, pet.series_uid, centre.inst.sop_uid,
-                         centre.inst.sop_class, centre.frame_number, pet.is_prior)] * len(images)
+                         centre.inst.sop_class, centre.frame_number, pet.is_prior)] * views
         plane = "rotating MIP"
         notes: tuple[str, ...] = (
-            f"maximum intensity projection of all {len(slices)} slices, {len(images)} "
-            f"views {360 / max(len(images), 1):.1f}° apart turning from the front "
+            f"maximum intensity projection of all {len(slices)} slices, {views} "
+            f"views {360 / max(views, 1):.1f}° apart turning from the front "
             "towards the patient's left",)
         mapping_name = mapping.name
     else:
@@ -79,7 +106,8 @@ def render_extra(cand: Candidate, renderer: StackRenderer, start: int, index: in
         assert ct is not None
         plan = FusionPlan(ct, "", cand.pet_indices)
         chosen = fusion_indices(plan, cand.frames)
-        images = render_fusion(pet, plan, mapping, renderer.sample, chosen, size)
+        render_fusion(pet, plan, mapping, renderer.read_one, chosen, size, target,
+                      renderer.pool, shown or CtFrames(renderer.out, {}))
         refs = []
         for i in chosen:
             ct_slice = ct.stack.slices[nearest_ct(plan, pet, i)]
@@ -89,12 +117,15 @@ def render_extra(cand: Candidate, renderer: StackRenderer, start: int, index: in
                                  ((sl.inst.sop_uid, sl.frame_number),
                                   (ct_slice.inst.sop_uid, ct_slice.frame_number))))
         plane = "axial fusion"
-        notes = cand.notes
+        notes = (*cand.notes, f"fused at {len(chosen)} levels evenly spaced over the "
+                 f"{len(cand.pet_indices)} PET slices within the CT")
         scale = "SUV 0-10" if pet.suv else "percentile 1-99"
         mapping_name = f"CT abdomen window + PET {scale} hot overlay"
-    padded = cand.frames - len(images)
+    padded = cand.frames - len(refs)
+    last = renderer.out[start + len(refs) - 1]
+    for t in range(len(refs), cand.frames):
+        target(t)[...] = last
     refs.extend([refs[-1]] * padded)
-    images.extend([images[-1]] * padded)
     label = pet.label.text if pet.label else "PET"
     segment = Segment(
         index=index, frame_start=start, frame_stop=start + cand.frames,
@@ -106,7 +137,7 @@ def render_extra(cand: Candidate, renderer: StackRenderer, start: int, index: in
         series_number=pet.series_number,
         label_evidence=pet.label.evidence if pet.label else "",
         notes=stack_notes(pet) + notes)
-    return segment, refs, images
+    return segment, refs
 
 
 def _percentile(cand: Candidate, renderer: StackRenderer) -> Mapping:

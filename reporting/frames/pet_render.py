@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,12 +20,30 @@ from PIL import Image
 
 from radraft.reporting.frames.render import Layout
 from radraft.reporting.frames.study import LabelledStack
-from radraft.reporting.frames.windows import SUV_MAPPING, Mapping, ct_window, window_float
+from radraft.reporting.frames.windows import (
+    SUV_MAPPING,
+    Mapping,
+    ct_window,
+    stored_value_lut,
+    window_float,
+)
 
-MIP_VIEWS = 16
+MIP_VIEWS = 12
 _MIP_SIDE = 128
 _MIN_OVERLAP_MM = 10.0
 Reader = Callable[[LabelledStack, list[int]], dict[int, npt.NDArray[Any]]]
+Target = Callable[[int], npt.NDArray[np.uint8]]  # frame t of the segment, ready to write
+
+
+@dataclass(slots=True)
+class CtFrames:
+    """Frames the sequence already holds for CT slices in the abdomen window."""
+
+    frames: npt.NDArray[np.uint8]
+    where: dict[tuple[str, int | None], tuple[int, int]]  # (SOP, frame no.) → (frame, channel)
+
+    def get(self, key: tuple[str, int | None]) -> tuple[int, int] | None:
+        return self.where.get(key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,21 +110,26 @@ def _fit(image: npt.NDArray[np.uint8], size: int, aspect: float = 1.0) -> npt.ND
     return frame
 
 
-def _grey(values: npt.NDArray[np.float32], mapping: Mapping) -> npt.NDArray[np.uint8]:
-    grey = window_float(values, mapping)
-    return np.repeat(grey[..., None], 3, axis=2)
-
-
-def render_mip(pet: LabelledStack, mapping: Mapping, read: Reader, count: int,
-               size: int) -> list[npt.NDArray[np.uint8]]:
+def render_mip(pet: LabelledStack, mapping: Mapping, read: Reader, count: int, size: int,
+               target: Target, pool: ThreadPoolExecutor | None = None) -> None:
     """`count` maximum intensity projections, rotating about the patient's long axis
     (first view from the front, then turning towards the patient's left)."""
     slices = pet.stack.slices
     first = pet.stack.first
     step = max(1, math.ceil(max(first.rows, first.columns) / _MIP_SIDE))
     pixels = read(pet, list(range(len(slices))))
-    volume = np.stack([_values(pet, pixels[i][::step, ::step], i) for i in range(len(slices))])
-    _, rows, cols = volume.shape
+    # Grey steps before projecting (the mapping is monotonic, so the maximum commutes
+    # with it); inverted after. Long stacks are max-pooled in z to at most 2 × _MIP_SIDE.
+    plain = Mapping(mapping.name, mapping.low, mapping.high)
+    volume = np.stack([window_float(_values(pet, pixels[i][::step, ::step], i), plain)
+                       for i in range(len(slices))])
+    pool_z = max(1, math.ceil(volume.shape[0] / (2 * _MIP_SIDE)))
+    if pool_z > 1:
+        cut = volume.shape[0] - volume.shape[0] % pool_z
+        volume = volume[:cut].reshape(-1, pool_z, *volume.shape[1:]).max(axis=1)
+    depth, rows, cols = volume.shape
+    flat = np.concatenate([volume.reshape(depth, rows * cols),
+                           np.zeros((depth, 1), dtype=np.uint8)], axis=1)
     spacing = _spacing(pet) * step
     side = max(rows, cols)
     centre_r, centre_c = (rows - 1) / 2, (cols - 1) / 2
@@ -113,20 +137,22 @@ def render_mip(pet: LabelledStack, mapping: Mapping, read: Reader, count: int,
     along, across = np.meshgrid(u, u, indexing="ij")  # depth × lateral
     z_positions = [sl.position[2] for sl in slices if sl.position is not None]
     z_step = (abs(z_positions[0] - z_positions[-1]) / max(len(z_positions) - 1, 1)
-              if len(z_positions) > 1 else spacing)
-    out = []
-    for view in range(count):
+              if len(z_positions) > 1 else spacing) * pool_z
+    def one(view: int) -> None:
         angle = 2 * math.pi * view / count
         cos, sin = math.cos(angle), math.sin(angle)
         # Viewer looks along +y (anterior → posterior) at angle 0; lateral axis is x.
         c = np.rint(centre_c + across * cos - along * sin).astype(np.intp)
         r = np.rint(centre_r + across * sin + along * cos).astype(np.intp)
         inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
-        rr, cc = np.where(inside, r, 0), np.where(inside, c, 0)
-        projected = np.where(inside[None], volume[:, rr, cc], 0.0).max(axis=1)
-        out.append(_fit(_grey(projected.astype(np.float32), mapping), size,
-                        aspect=z_step / spacing))
-    return out
+        # Rays leaving the volume read the appended zero voxel.
+        projected = flat[:, np.where(inside, r * cols + c, rows * cols)].max(axis=1)
+        if mapping.invert:
+            projected = 255 - projected
+        grey = np.repeat(projected.astype(np.uint8)[..., None], 3, axis=2)
+        target(view)[...] = _fit(grey, size, aspect=z_step / spacing)
+
+    list(pool.map(one, range(count)) if pool is not None else map(one, range(count)))
 
 
 def _spacing(stack: LabelledStack) -> float:
@@ -137,32 +163,33 @@ def _spacing(stack: LabelledStack) -> float:
         return 1.0
 
 
-def _hot(suv: npt.NDArray[np.float32], mapping: Mapping) -> npt.NDArray[np.float32]:
-    """The 'hot' colour scale (black → red → yellow → white) over the mapping's range."""
-    t = np.clip((suv - mapping.low) / (mapping.high - mapping.low), 0, 1)
-    rgb: npt.NDArray[np.float32] = np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1),
-                     np.clip(3 * t - 2, 0, 1)], axis=-1).astype(np.float32) * 255
-    return rgb
+@dataclass(frozen=True, slots=True)
+class _Grid:
+    """Where each pixel of the fused frame's image falls in the CT and PET slices."""
+
+    layout: Layout
+    pet_rows: npt.NDArray[np.intp]  # PET row per output row (−1: outside the PET)
+    pet_cols: npt.NDArray[np.intp]
 
 
-def _pet_on_ct_grid(pet: LabelledStack, pet_values: npt.NDArray[np.float32],
-                    ct: LabelledStack, ct_shape: tuple[int, int]) -> npt.NDArray[np.float32]:
-    """The PET slice resampled (nearest) onto the CT slice's pixel grid by patient x/y."""
-    pet_pos = pet.stack.slices[0].position
-    ct_pos = ct.stack.slices[0].position
-    assert pet_pos is not None and ct_pos is not None
+def _grid(pet: LabelledStack, ct: LabelledStack, size: int) -> _Grid:
+    first = ct.stack.first
     ct_dr, ct_dc = _pixel_spacing(ct)
+    layout = Layout.fit(first.rows, first.columns, size)  # as the CT's own frames
+    pet_pos, ct_pos = pet.stack.slices[0].position, ct.stack.slices[0].position
+    assert pet_pos is not None and ct_pos is not None
     pet_dr, pet_dc = _pixel_spacing(pet)
-    x = ct_pos[0] + np.arange(ct_shape[1]) * ct_dc
-    y = ct_pos[1] + np.arange(ct_shape[0]) * ct_dr
-    c = np.rint((x - pet_pos[0]) / pet_dc).astype(np.intp)
-    r = np.rint((y - pet_pos[1]) / pet_dr).astype(np.intp)
-    rows, cols = pet_values.shape
-    ok_r, ok_c = (r >= 0) & (r < rows), (c >= 0) & (c < cols)
-    grid: npt.NDArray[np.float32] = pet_values[np.clip(r, 0, rows - 1)][:, np.clip(c, 0, cols - 1)]
-    grid[~ok_r] = 0
-    grid[:, ~ok_c] = 0
-    return grid
+    # Output pixel centres in patient x / y (mm), then the PET pixel they fall in.
+    x = ct_pos[0] + (np.arange(layout.width) + 0.5) * (first.columns * ct_dc / layout.width) \
+        - ct_dc / 2
+    y = ct_pos[1] + (np.arange(layout.height) + 0.5) * (first.rows * ct_dr / layout.height) \
+        - ct_dr / 2
+    cols = np.rint((x - pet_pos[0]) / pet_dc).astype(np.intp)
+    rows = np.rint((y - pet_pos[1]) / pet_dr).astype(np.intp)
+    p_rows, p_cols = pet.stack.first.rows, pet.stack.first.columns
+    rows[(rows < 0) | (rows >= p_rows)] = -1
+    cols[(cols < 0) | (cols >= p_cols)] = -1
+    return _Grid(layout, rows, cols)
 
 
 def _pixel_spacing(stack: LabelledStack) -> tuple[float, float]:
@@ -189,28 +216,67 @@ def nearest_ct(plan: FusionPlan, pet: LabelledStack, index: int) -> int:
     return int(np.nanargmin([abs(c - z[2]) for c in ct_z]))
 
 
-def render_fusion(pet: LabelledStack, plan: FusionPlan, pet_mapping: Mapping, read: Reader,
-                  indices: list[int], size: int) -> list[npt.NDArray[np.uint8]]:
-    """CT (soft tissue window) with the PET's SUV in the hot scale blended over it: the
-    overlay's opacity rises with SUV to 60 % at a third of the scale."""
+def _blend_table() -> npt.NDArray[np.uint8]:
+    """RGB for every (CT grey, PET step) pair: index grey << 8 | step. The 'hot' scale
+    (black → red → yellow → white) over the CT with a weight rising with the PET value
+    to 60 % at a third of the scale."""
+    t = np.arange(256, dtype=np.float64) / 255
+    hot = np.stack([np.clip(3 * t, 0, 1), np.clip(3 * t - 1, 0, 1), np.clip(3 * t - 2, 0, 1)],
+                   axis=-1) * 255
+    alpha = np.clip(3 * t, 0, 1) * 0.6
+    grey = np.arange(256, dtype=np.float64)
+    rgb = grey[:, None, None] * (1 - alpha)[None, :, None] + (hot * alpha[:, None])[None]
+    table: npt.NDArray[np.uint8] = np.rint(rgb).clip(0, 255).astype(np.uint8).reshape(-1, 3)
+    return table
+
+
+_BLEND = _blend_table()
+
+
+def render_fusion(pet: LabelledStack, plan: FusionPlan, pet_mapping: Mapping,
+                  read_one: Callable[[LabelledStack, int], npt.NDArray[Any]],
+                  indices: list[int], size: int, target: Target,
+                  pool: ThreadPoolExecutor, shown: CtFrames) -> None:
+    """Fused frames into `target(t)`: the CT in the abdomen window, the PET value in the
+    hot scale over it (`_BLEND`), computed at the frame's own size. Where the sequence
+    already shows that CT slice in the abdomen window (`shown`: frame and channel by
+    (SOP Instance UID, frame number)), that frame's grey is used as it is."""
     ct = plan.ct
     assert ct is not None
-    ct_window_map = ct_window("abdomen")
-    ct_keys = [nearest_ct(plan, pet, i) for i in indices]
-    pet_pixels = read(pet, sorted(set(indices)))
-    ct_pixels = read(ct, sorted(set(ct_keys)))
-    out = []
-    for pet_index, ct_index in zip(indices, ct_keys, strict=True):
-        ct_values = _values(ct, ct_pixels[ct_index], ct_index)
-        grey = window_float(ct_values, ct_window_map).astype(np.float32)
-        suv = _pet_on_ct_grid(pet, _values(pet, pet_pixels[pet_index], pet_index), ct,
-                              ct_values.shape)
-        plain = Mapping(pet_mapping.name, pet_mapping.low, pet_mapping.high)
-        alpha = np.clip((suv - plain.low) / (plain.high - plain.low) * 3, 0, 1)[..., None] * 0.6
-        rgb = grey[..., None] * (1 - alpha) + _hot(suv, plain) * alpha
-        out.append(_fit(np.rint(rgb).astype(np.uint8), size,
-                        aspect=_pixel_spacing(ct)[0] / _pixel_spacing(ct)[1]))
-    return out
+    grid = _grid(pet, ct, size)
+    window = ct_window("abdomen")
+    plain = Mapping(pet_mapping.name, pet_mapping.low, pet_mapping.high)
+    layout = grid.layout
+    p_cols = pet.stack.first.columns
+    outside = (grid.pet_rows[:, None] < 0) | (grid.pet_cols[None, :] < 0)
+    # One gather from the PET slice's steps (flattened, plus a zero step for outside).
+    where = np.where(outside, pet.stack.first.rows * p_cols,
+                     grid.pet_rows[:, None] * p_cols + grid.pet_cols[None, :]).astype(np.intp)
+
+    def one(item: tuple[int, int]) -> None:
+        t, pet_index = item
+        ct_index = nearest_ct(plan, pet, pet_index)
+        ct_slice = ct.stack.slices[ct_index]
+        found = shown.get((ct_slice.inst.sop_uid, ct_slice.frame_number))
+        if found is not None:
+            grey = shown.frames[found[0], layout.top:layout.top + layout.height,
+                                layout.left:layout.left + layout.width, found[1]]
+        else:
+            stored = read_one(ct, ct_index)
+            lut = stored_value_lut(window, ct_slice.slope, ct_slice.intercept,
+                                   stored.dtype.kind == "i", stored.dtype.itemsize * 8, False)
+            grey = np.asarray(Image.fromarray(lut[stored.view(f"u{stored.dtype.itemsize}")],
+                                              mode="L").resize((layout.width, layout.height),
+                                                               Image.Resampling.BOX))
+        steps = window_float(_values(pet, read_one(pet, pet_index), pet_index), plain)
+        steps = np.append(steps.ravel(), np.uint8(0))
+        index = (grey.astype(np.uint16) << 8) | steps[where]
+        frame = target(t)
+        region = frame[layout.top:layout.top + layout.height,
+                       layout.left:layout.left + layout.width]
+        np.take(_BLEND, index, axis=0, out=region)
+
+    list(pool.map(one, enumerate(indices)))
 
 
 def default_mapping(pet: LabelledStack) -> Mapping | None:

@@ -167,6 +167,22 @@ class StackRenderer:
 
         return dict(zip(keys, self.pool.map(read, keys), strict=True))
 
+    def read_one(self, stack: LabelledStack, key: int) -> npt.NDArray[Any]:
+        """One slice's stored values in this thread's buffer (valid until its next read)."""
+        sl = stack.stack.slices[key]
+        pixels = self._local.array("one", _slice_shape(stack), _stored_dtype(stack))
+        read_frame_into(sl.inst, sl.frame, pixels)
+        return pixels
+
+    def target(self, start: int) -> Callable[[int], npt.NDArray[np.uint8]]:
+        """`target(t)`: frame `start + t`, its pages populated, zeroed (letterbox)."""
+        def frame(t: int) -> npt.NDArray[np.uint8]:
+            self._buffer.prepare(start + t)
+            out: npt.NDArray[np.uint8] = self.out[start + t]
+            out.fill(0)
+            return out
+        return frame
+
     def mapping_of(self, cand: Candidate, needed: list[int]) -> list[Mapping]:
         if cand.mapping is not None:
             return [cand.mapping]
