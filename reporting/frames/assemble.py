@@ -126,8 +126,9 @@ def build_frame_sequence(
     candidates += pet_candidates([s for sc in (current, *prior_scans) for s in sc.stacks],
                                  candidates, notes)
     if not candidates:
+        reasons = "; ".join(sorted({e.reason for e in excluded}))
         raise FrameError(f"{_describe(study)}: no image series to turn into frames "
-                         f"({len(excluded)} excluded)")
+                         f"({len(excluded)} excluded: {reasons[:800]})")
     cap = frame_cap(recipe.max_frames, max_frames, token_budget, recipe.frame_size)
     cur = [c for c in candidates if not c.stack.is_prior]
     pri = [c for c in candidates if c.stack.is_prior]

@@ -73,6 +73,22 @@ def _exclusion(inst: Instance, has_pixels: bool) -> str | None:
     return exclusion_reason(inst.header, has_pixels)
 
 
+def _truncated(inst: Instance) -> str | None:
+    """Why a native file's pixels cannot all be read (cut short), or None. Checked here, so
+    one broken file is left out with its reason instead of failing the study later."""
+    if inst.path is None or inst.pixel_offset is None:
+        return None
+    try:
+        expected = (inst.rows * inst.columns * inst.samples * inst.stored_dtype.itemsize
+                    * inst.frame_count)
+        available = min(inst.pixel_length, inst.path.stat().st_size - inst.pixel_offset)
+    except (FrameError, OSError):
+        return None  # decided where the pixels are read, with its own error
+    if available >= expected:
+        return None
+    return f"Pixel Data truncated: {max(available, 0)} of {expected} bytes ({inst.source})"
+
+
 def _uid(inst: Instance, key: str) -> str:
     return str(inst.get(key, "") or "").strip().strip("\x00").strip()
 
@@ -102,7 +118,7 @@ def scan_study(
         has_pixels = inst.has_pixels
         # The header is parsed (fast scans) only for the first instance of each decision.
         reason = values.derived(inst, _EXCLUSION_KEYS, has_pixels,
-                                partial(_exclusion, inst, has_pixels))
+                                partial(_exclusion, inst, has_pixels)) or _truncated(inst)
         if reason is None:
             by_series[key].append(inst)
         else:

@@ -233,3 +233,36 @@ def test_two_series_with_the_same_number_and_description_are_told_apart(
     assert all('CT abdomen series 2 "Body 1.0" axial' in line for line in lines[:2])
     tails = {study.series[i].series_uid[-8:] for i in range(2)}
     assert {seq.segments[i].notes[-1][-8:] for i in range(2)} == tails
+
+
+def test_one_truncated_file_is_left_out_not_fatal(tmp_path: Path) -> None:
+    study = _phantom(tmp_path)
+    broken = study.series[-1].paths[2]
+    broken.write_bytes(broken.read_bytes()[:-100])
+    seq = build_frame_sequence(study.directory, recipe=RECIPE)
+    assert seq.segments[0].slices_in_stack == SLICES - 1
+    [gone] = seq.excluded
+    assert gone.reason.startswith("Pixel Data truncated") and str(broken) in gone.reason
+
+
+def test_enhanced_multiframe_mr_from_single_frames(tmp_path: Path) -> None:
+    """An enhanced (legacy converted) MR: per-frame functional groups place every frame;
+    the frames come head → feet and cite the object's frame numbers."""
+    from highdicom.legacy import LegacyConvertedEnhancedMRImage
+
+    study = write_phantom_study(tmp_path / "mr", modality="MR", phases=("T2",), slices=6,
+                                size=32)
+    singles = [pydicom.dcmread(p) for p in study.series[0].paths]
+    random.Random(3).shuffle(singles)
+    enhanced = LegacyConvertedEnhancedMRImage(
+        singles, series_instance_uid=derived_uid("2.25", "emr-series"), series_number=9,
+        sop_instance_uid=derived_uid("2.25", "emr-sop"), instance_number=1)
+    seq = build_frame_sequence([enhanced], recipe=RECIPE)
+    [seg] = seq.segments
+    assert (seg.series_number, seg.plane, seg.slices_in_stack) == (9, "axial", 6)
+    z = [float(fg.PlanePositionSequence[0].ImagePositionPatient[2])
+         for fg in enhanced.PerFrameFunctionalGroupsSequence]
+    cited = [r.frame_number for r in seq.refs[seg.frame_start:seg.frame_stop]]
+    assert all(r.sop_instance_uid == enhanced.SOPInstanceUID for r in seq.refs)
+    assert [z[n - 1] for n in cited] == sorted(z, reverse=True)
+    assert seg.label == "T2"
