@@ -3,8 +3,8 @@ chose one, and the reason, for the output to state (frames summary, draft report
 
 Read from the headers (no pixels): the image modalities, Body Part Examined, Study and
 Series Descriptions, Protocol Names. PET in the study → `pet-ct`; CT: angiography words →
-`ct-angio`, stroke → `ct-stroke`, head → `ct-head`, chest → `ct-chest`, abdomen/pelvis
-with two or more contrast series → `ct-abdomen-multiphase`, else `ct-generic`; MR: head →
+`ct-angio`, whole body → `ct-generic`, stroke → `ct-stroke`, head → `ct-head`, chest →
+`ct-chest`, abdomen/pelvis with two or more contrast series → `ct-abdomen-multiphase`, else `ct-generic`; MR: head →
 `mr-brain`, else `mr-generic`. A chosen name that is not configured falls back to the
 generic profile of the modality.
 """
@@ -27,6 +27,7 @@ _HEAD = re.compile(r"head|brain|skull|cran|kopf|sch[äa]del|cerebr|neuro", re.I)
 _STROKE = re.compile(r"stroke|perfusion|\bcta? ?head\b.*angio", re.I)
 _ANGIO = re.compile(r"\bcta\b|angio", re.I)
 _CHEST = re.compile(r"chest|thorax|lung|thx|pulmo", re.I)
+_WHOLE_BODY = re.compile(r"whole ?body|\bwb\b|skull.{0,12}thigh|vertex", re.I)
 _ABDOMEN = re.compile(r"abdom|pelvi|liver|leber|abd\b|kidney|renal", re.I)
 
 
@@ -62,6 +63,8 @@ def _rule(modalities: list[str], words: str, headers: list[Dataset]) -> tuple[st
     if "CT" in modalities:
         if _ANGIO.search(words):
             return "ct-angio", "CT with angiography in the descriptions"
+        if _WHOLE_BODY.search(words):
+            return "ct-generic", "whole-body CT (windows by length and body part)"
         if _HEAD.search(words):
             if _STROKE.search(words):
                 return "ct-stroke", "CT head with stroke/perfusion in the descriptions"

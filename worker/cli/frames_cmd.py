@@ -55,12 +55,15 @@ def frames(
     typer.echo(f"{seq.frame_count} frames of {recipe.frame_size}×{recipe.frame_size}, "
                f"{len(seq.segments)} segments, profile {profile} ({chosen_by}), "
                f"built in {built:.2f} s")
-    typer.echo(f"{'frames':>11}  {'modality':8} {'label':22} {'mapping':26} {'combine':8} "
-               f"{'slices':>6}  prior")
+    typer.echo(f"{'frames':>11}  {'modality':8} {'series':>6} {'plane':13} {'label':32} "
+               f"{'mapping':26} {'combine':8} {'slices':>6}  prior")
     for seg in seq.segments:
+        number = "" if seg.series_number is None else str(seg.series_number)
         typer.echo(f"{seg.frame_start:>5}-{seg.frame_stop - 1:<5}  {seg.modality:8} "
-                   f"{seg.label[:22]:22} {seg.mapping[:26]:26} {seg.combine:8} "
+                   f"{number:>6} {seg.plane[:13]:13} {seg.label[:32]:32} "
+                   f"{seg.mapping[:26]:26} {seg.combine:8} "
                    f"{seg.slices_in_stack:>6}  {'yes' if seg.is_prior else ''}")
+    typer.echo("(the full label, what it rests on, and notes: segments.json and the sheet)")
     for ex in seq.excluded:
         typer.echo(f"{'excluded':>11}  {ex.modality or '?':8} "
                    f"{(ex.series_description or '?')[:22]:22} {ex.reason} "
