@@ -4,9 +4,9 @@ chose one, and the reason, for the output to state (frames summary, draft report
 Read from the headers (no pixels): the image modalities, Body Part Examined, Study and
 Series Descriptions, Protocol Names. PET in the study → `pet-ct`; CT: angiography words →
 `ct-angio`, whole body → `ct-generic`, stroke → `ct-stroke`, head → `ct-head`, chest →
-`ct-chest`, abdomen/pelvis with two or more contrast series → `ct-abdomen-multiphase`, else `ct-generic`; MR: head →
-`mr-brain`, else `mr-generic`. A chosen name that is not configured falls back to the
-generic profile of the modality.
+`ct-chest`, abdomen/pelvis with two or more contrast series → `ct-abdomen-multiphase`,
+else `ct-generic`; MR: head → `mr-brain`, else `mr-generic`. A chosen name that is not
+configured falls back to the generic profile of the modality.
 """
 
 from __future__ import annotations
