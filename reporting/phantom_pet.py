@@ -113,6 +113,11 @@ def write_pet_ct_study(out_dir: Path, *, ct_slices: int = 80, ct_size: int = 128
                                    round(-(opts.size - 1) / 2 * pixel_mm, 4), round(z, 3)]
         ds.SliceLocation = round(z, 3)
         ds.AcquisitionTime = _clock(acquired)
+        since_start = acquired - (10 * 3600 + 30 * 60)
+        ds.ActualFrameDuration = 120_000  # ms, one bed
+        ds.FrameReferenceTime = f"{since_start * 1000 + 60_000:.1f}"
+        if opts.decay_correction != "NONE":
+            ds.DecayFactor = f"{math.pow(2.0, (since_start + 60) / F18_HALF_LIFE_S):.6f}"
         ds.ContentTime = ds.AcquisitionTime
         ds.RescaleSlope = f"{slope:.8g}"
         ds.PixelData = stored.tobytes()
@@ -148,6 +153,14 @@ def _pet_base(ct: PhantomStudy, series_uid: str, frame_of_reference: str, opts: 
     ds.PatientID = ct.patient_id
     ds.PatientName = f"PHANTOM^{ct.patient_id}"
     ds.PatientSex = "F"
+    ds.PatientBirthDate = ""
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = "1"
+    ds.CollimatorType = "NONE"
+    ds.PatientOrientationCodeSequence = [_code("F-10450", "SRT", "recumbent")]
+    ds.PatientOrientationCodeSequence[0].PatientOrientationModifierCodeSequence = [
+        _code("F-10340", "SRT", "supine")]
+    ds.PatientGantryRelationshipCodeSequence = [_code("F-10480", "SRT", "feet-first")]
     ds.PatientAge = "061Y"
     if opts.weight_kg is not None:
         ds.PatientWeight = opts.weight_kg
@@ -163,6 +176,8 @@ def _pet_base(ct: PhantomStudy, series_uid: str, frame_of_reference: str, opts: 
     item.RadionuclideHalfLife = f"{F18_HALF_LIFE_S}"
     item.RadiopharmaceuticalStartTime = _clock(_INJECTION[0] * 3600 + _INJECTION[1] * 60)
     item.RadiopharmaceuticalStartDateTime = f"{ct.study_date}{item.RadiopharmaceuticalStartTime}"
+    item.RadionuclideCodeSequence = [_code("C-111A1", "SRT", "^18^Fluorine")]
+    item.RadiopharmaceuticalCodeSequence = [_code("C-B1031", "SRT", "Fluorodeoxyglucose F^18^")]
     ds.RadiopharmaceuticalInformationSequence = [item]
     ds.NumberOfSlices = opts.slices
     ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
@@ -175,8 +190,15 @@ def _pet_base(ct: PhantomStudy, series_uid: str, frame_of_reference: str, opts: 
     ds.HighBit = 15
     ds.PixelRepresentation = 1
     ds.RescaleIntercept = 0
-    ds.PatientPosition = "FFS"
     return ds
+
+
+def _code(value: str, scheme: str, meaning: str) -> Dataset:
+    item = Dataset()
+    item.CodeValue = value
+    item.CodingSchemeDesignator = scheme
+    item.CodeMeaning = meaning
+    return item
 
 
 def _write(ds: Dataset, path: Path) -> None:
