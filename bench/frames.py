@@ -1,6 +1,8 @@
 """Frames benchmark: radraft's frame assembly beside a naive reference and the decode floor.
 
     python -m bench.frames [--reps 3] [--slices 200] [--size 512] [--frame-size 448]
+    python -m bench.frames --petct [--reps 3]   # what PET MIP + fusion frames add
+
 
 One generated CT study (3 phases × 200 slices × 512², 16-bit: about 300 MB) becomes
 every slice × 3 windows (abdomen, lung, bone) at 448² — no budget cut — three ways:
@@ -99,12 +101,46 @@ def run_floor(study: Path, frame_size: int) -> np.ndarray:
     return np.zeros((1, 1, 1, 3), dtype=np.uint8) + (total % 2)
 
 
+def _petct_study(slices: int, size: int) -> Path:
+    from radraft.reporting.phantom_pet import PetOptions, write_pet_ct_study
+
+    root = CACHE / f"petct-{slices}x{size}"
+    marker = CACHE / f".petct-{slices}x{size}.complete"
+    if not marker.exists():
+        print(f"generating a PET/CT: CT {slices} slices of {size}², PET {slices} slices of "
+              f"192² under {root} …", flush=True)
+        write_pet_ct_study(root, ct_slices=slices, ct_size=size, ct_thickness=2.0,
+                           options=PetOptions(slices=slices, size=192))
+        marker.touch()
+    return root
+
+
+def run_petct(study: Path, frame_size: int) -> np.ndarray:
+    """The PET/CT with every slice (CT × 3 windows, PET on the SUV scale), MIP and fusion."""
+    from radraft.core.recipe import FrameRecipe
+    from radraft.reporting.frames import build_frame_sequence
+
+    recipe = FrameRecipe(windows=list(WINDOWS), frame_size=frame_size, max_frames=1_000_000)
+    return build_frame_sequence(study, recipe=recipe).frames
+
+
+def run_petct_slices(study: Path, frame_size: int) -> np.ndarray:
+    """The same without the PET's MIP and fusion frames."""
+    from radraft.reporting.frames import pet_frames
+
+    pet_frames.EXTRA_VIEWS = False
+    return run_petct(study, frame_size)
+
+
 VARIANTS = {"radraft": run_radraft, "naive": run_naive, "floor": run_floor}
+PETCT = {"petct": run_petct, "petct-slices": run_petct_slices}
 # What each variant imports, loaded before its clock starts (in-process = the work).
 IMPORTS = {
     "radraft": ("radraft.core.recipe", "radraft.reporting.frames"),
     "naive": ("pydicom", "PIL.Image", "radraft.reporting.frames.windows"),
     "floor": ("pydicom", "pydicom.pixels"),
+    "petct": ("radraft.core.recipe", "radraft.reporting.frames"),
+    "petct-slices": ("radraft.core.recipe", "radraft.reporting.frames"),
 }
 
 
@@ -112,7 +148,7 @@ def _child(variant: str, study: Path, frame_size: int) -> None:
     for module in IMPORTS[variant]:
         importlib.import_module(module)
     started = time.perf_counter()
-    frames = VARIANTS[variant](study, frame_size)
+    frames = {**VARIANTS, **PETCT}[variant](study, frame_size)
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"seconds": seconds, "frames": int(frames.shape[0]),
@@ -147,7 +183,9 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--frame-size", type=int, default=448)
-    parser.add_argument("--child", choices=[*VARIANTS, "check"])
+    parser.add_argument("--child", choices=[*VARIANTS, *PETCT, "check"])
+    parser.add_argument("--petct", action="store_true",
+                        help="measure what the PET MIP and fusion frames add to a PET/CT")
     parser.add_argument("--study", type=Path)
     args = parser.parse_args()
     if args.child == "check":
@@ -157,6 +195,8 @@ def main() -> int:
         return 0
     from radraft.reporting.frames import RESAMPLE_NAME
 
+    if args.petct:
+        return _petct(args)
     study = _study(args.slices, args.size)
     check = subprocess.run([sys.executable, "-m", "bench.frames", "--child", "check",
                             "--study", str(study), "--frame-size", str(args.frame_size)],
@@ -194,6 +234,33 @@ def main() -> int:
               f"{med['naive']['wall'] / m['wall']:14.2f} "
               f"{m['wall'] / med['floor']['wall']:14.2f} "
               f"{m['seconds'] / med['floor']['seconds']:16.2f}")
+    return 0
+
+
+def _petct(args: argparse.Namespace) -> int:
+    study = _petct_study(args.slices, args.size)
+    results: dict[str, list[dict[str, float]]] = {v: [] for v in PETCT}
+    names = list(PETCT)
+    for rep in range(args.reps):
+        for variant in names[rep % 2:] + names[:rep % 2]:
+            results[variant].append(_measure(variant, study, args.frame_size))
+            r = results[variant][-1]
+            print(f"  rep {rep + 1}/{args.reps} {variant:12} {r['frames']:.0f} frames, "
+                  f"{r['wall']:.2f} s whole, {r['seconds']:.2f} s in-process, peak "
+                  f"{r['peak_kb'] / 1024:.0f} MiB", flush=True)
+    med = {v: {k: statistics.median(r[k] for r in rs) for k in rs[0]}
+           for v, rs in results.items()}
+    full, base = med["petct"], med["petct-slices"]
+    print(f"\nPET/CT ({args.slices} CT slices of {args.size}² × 3 windows, {args.slices} PET "
+          f"slices of 192²) at {args.frame_size}²; medians of {args.reps}; load average "
+          f"{os.getloadavg()[0]:.2f}")
+    print(f"{'variant':14} {'frames':>7} {'whole s':>8} {'in-proc s':>10} {'peak MiB':>9}")
+    for name, m in (("with MIP+fusion", full), ("PET slices only", base)):
+        print(f"{name:14} {m['frames']:7.0f} {m['wall']:8.2f} {m['seconds']:10.2f} "
+              f"{m['peak_kb'] / 1024:9.0f}")
+    print(f"MIP + fusion add {100 * (full['seconds'] / base['seconds'] - 1):.0f} % in-process, "
+          f"{100 * (full['wall'] / base['wall'] - 1):.0f} % whole process "
+          f"({full['frames'] - base['frames']:.0f} more frames)")
     return 0
 
 

@@ -305,7 +305,8 @@ def _default_profiles() -> dict[str, ProfileSettings]:
              "Urinary bladder", "Intestine", "Appendix", "Abdomen", "Pelvis", "Aorta",
              "Lung", "Thorax", "Heart", "Spine", "Bone", "Entire body"]
     return {
-        "ct-generic": recipe(renal, windows=["abdomen", "lung", "bone"]),
+        # Windows by body part and length (reporting.frames.windows.auto_windows).
+        "ct-generic": recipe(renal, windows=["auto"]),
         "ct-head": recipe(stroke, sites=head, windows=["brain", "subdural", "bone"],
                           max_frames=192),
         "ct-stroke": recipe(renal + stroke, sites=head, windows=["stroke", "brain"],
@@ -318,6 +319,8 @@ def _default_profiles() -> dict[str, ProfileSettings]:
         "ct-angio": recipe(renal + chest, windows=["angio"], combine="mip", max_frames=192),
         "mr-brain": recipe(renal, sites=head, windows=["auto"], max_frames=256, prior_share=0.3),
         "mr-generic": recipe(renal, windows=["auto"]),
+        # PET/CT: the PET on the SUV scale with a rotating MIP and fusion; CT by body part.
+        "pet-ct": recipe(renal, windows=["auto"], max_frames=256),
     }
 
 

@@ -123,11 +123,72 @@ class PhantomStudy:
         return tuple(p for s in self.series for p in s.paths)
 
 
-def _radius_maps(size: int, pixel_mm: float) -> dict[str, npt.NDArray[np.float32]]:
+@dataclass(frozen=True, slots=True)
+class CtVariant:
+    """What makes a CT phantom series hard to classify, and what its header says.
+
+    `contrast_agent`: None keeps the default (an IV agent on contrast phases, none on the
+    non-contrast one); "" writes no Contrast/Bolus elements; any other text is written as
+    the agent with `route`. `bolus_start_s`: seconds from Contrast/Bolus Start Time to the
+    acquisition (None: no start time). `description`: None keeps the phase's description.
+    `aorta_hu` overrides the aorta's blood HU.
+    """
+
+    description: str | None = None
+    contrast_agent: str | None = None
+    route: str = "IV"
+    bolus_start_s: float | None = None
+    periaortic_fat: bool = False  # fat outlines the aorta (as in most adults)
+    oral_bowel: bool = False  # bowel loops full of positive oral contrast (~600 HU)
+    dense_bone: bool = False  # cortex 1800 HU, cancellous 450 HU
+    calcification: bool = False  # calcified plaques on the aortic wall (~900 HU)
+    aorta_hu: int | None = None
+
+
+# Extra structures of a variant: bowel over the muscle, fat under the vessels, plaques over
+# the aorta.
+_FAT = _Organ("periaortic_fat", 8, 40, 21, 21, -1.0, 2.0)
+_BOWEL = (_Organ("bowel_1", -45, -40, 20, 15, 0.35, 0.95),
+          _Organ("bowel_2", 45, -45, 22, 14, 0.4, 1.0),
+          _Organ("bowel_3", 32, 22, 10, 10, 0.55, 0.62))  # beside the aorta, short
+_PLAQUES = (_Organ("plaque_1", 18, 36, 3, 3, -1.0, 2.0),
+            _Organ("plaque_2", 0, 32, 3, 2.5, -1.0, 2.0))
+
+
+def _organs(variant: CtVariant | None) -> tuple[_Organ, ...]:
+    if variant is None:
+        return _ORGANS
+    organs = list(_ORGANS)
+    after_muscle = organs.index(next(o for o in organs if o.name == "muscle")) + 1
+    if variant.oral_bowel:
+        organs[after_muscle:after_muscle] = list(_BOWEL)
+    if variant.periaortic_fat:  # over the liver's ellipsoid, under the vessels
+        at = organs.index(next(o for o in organs if o.name == "portal_vein"))
+        organs[at:at] = [_FAT]
+    if variant.calcification:
+        at = organs.index(next(o for o in organs if o.name == "aorta")) + 1
+        organs[at:at] = list(_PLAQUES)
+    return tuple(organs)
+
+
+def _variant_hu(values: dict[str, int], variant: CtVariant | None) -> dict[str, int]:
+    if variant is None:
+        return values
+    values = dict(values, periaortic_fat=-100, plaque_1=900, plaque_2=900,
+                  bowel_1=600, bowel_2=550, bowel_3=650)
+    if variant.dense_bone:
+        values.update(vertebra=1800, cancellous=450)
+    if variant.aorta_hu is not None:
+        values["aorta"] = variant.aorta_hu
+    return values
+
+
+def _radius_maps(size: int, pixel_mm: float, organs: tuple[_Organ, ...] = _ORGANS,
+                 ) -> dict[str, npt.NDArray[np.float32]]:
     """Normalised squared radius of every organ's ellipse on the image grid."""
     coords = (np.arange(size, dtype=np.float32) - (size - 1) / 2) * pixel_mm
     maps = {}
-    for organ in _ORGANS:
+    for organ in organs:
         dx = ((coords - organ.cx) / organ.rx) ** 2
         dy = ((coords - organ.cy) / organ.ry) ** 2
         maps[organ.name] = dy[:, None] + dx[None, :]
@@ -144,10 +205,10 @@ def _scale(organ: _Organ, frac: float) -> float:
 
 def _paint_slice(
     out: npt.NDArray[np.int16], maps: dict[str, npt.NDArray[np.float32]], frac: float,
-    values: dict[str, int], background: int,
+    values: dict[str, int], background: int, organs: tuple[_Organ, ...] = _ORGANS,
 ) -> None:
     out.fill(background)
-    for organ in _ORGANS:
+    for organ in organs:
         s2 = _scale(organ, frac)
         if s2 <= 0:
             continue
@@ -238,11 +299,13 @@ def write_phantom_study(
     prior_of: PhantomStudy | None = None,
     slice_thickness: float = 2.5,
     include_localizer: bool = False,
+    variant: CtVariant | None = None,
 ) -> PhantomStudy:
     """Write one synthetic study under `out_dir/<study_uid>/<series>/NNNN.dcm`.
 
     `phases` are CT contrast phases (default non-contrast, arterial, portal venous) or MR
-    sequences ("T1", "T2", "FLAIR"). `prior_of` makes this study an earlier exam of the
+    sequences ("T1", "T2", "FLAIR"). `variant` (CT) adds hard cases and header choices.
+    `prior_of` makes this study an earlier exam of the
     same patient (a year before unless `study_date` is given explicitly).
     """
     if modality not in ("CT", "MR"):
@@ -260,7 +323,8 @@ def write_phantom_study(
         _ROOT, "phantom", modality, patient_id, accession, study_date, str(seed))
     rng = np.random.default_rng(seed)
     pixel_mm = 380.0 / size
-    maps = _radius_maps(size, pixel_mm)
+    organs = _organs(variant)
+    maps = _radius_maps(size, pixel_mm, organs)
     noise = [rng.normal(0, 8 if modality == "CT" else 15, (size, size)).astype(np.int16)
              for _ in range(4)]
     base = _base_dataset(modality, study_uid, patient_id, accession, study_date, "F", "061Y")
@@ -285,13 +349,11 @@ def write_phantom_study(
             if label not in _PHASE_SECONDS:
                 raise ValueError(f"unknown CT phase {label!r}; known: {sorted(_PHASE_SECONDS)}")
             phase_index = list(_PHASE_SECONDS).index(label)
-            values = {k: v[phase_index] for k, v in _HU.items()}
+            values = _variant_hu({k: v[phase_index] for k, v in _HU.items()}, variant)
             stored = {k: v + 1024 for k, v in values.items()}
             background = -1000 + 1024
-            if label != "non-contrast":
-                ds.ContrastBolusAgent = "IOMEPROL 350"
-                ds.ContrastBolusRoute = "IV"
             seconds = 10 * 3600 + 20 * 60 + _PHASE_SECONDS[label]
+            _contrast_header(ds, label, variant, seconds)
         else:
             seq_index = list(MR_SEQUENCES).index(label) if label in MR_SEQUENCES else 0
             stored = {k: v[seq_index] for k, v in _MR.items()}
@@ -308,7 +370,7 @@ def write_phantom_study(
         for i in range(slices):
             frac = i / max(slices - 1, 1)
             z = z_top - i * slice_thickness
-            _paint_slice(pixels, maps, frac, stored, background)
+            _paint_slice(pixels, maps, frac, stored, background, organs)
             np.add(pixels, noise[(i + number) % 4], out=pixels)
             if modality == "MR":
                 np.maximum(pixels, 0, out=pixels)
@@ -331,6 +393,28 @@ def write_phantom_study(
         series_out.insert(0, _write_localizer(base, study_dir, size, slices, slice_thickness))
     return PhantomStudy(study_uid, patient_id, accession, study_date, modality, study_dir,
                         tuple(series_out))
+
+
+def _clock(seconds: float) -> str:
+    whole = int(seconds) % 86400
+    return f"{whole // 3600:02d}{whole // 60 % 60:02d}{whole % 60:02d}"
+
+
+def _contrast_header(ds: Dataset, label: str, variant: CtVariant | None,
+                     seconds: int) -> None:
+    if variant is not None and variant.description is not None:
+        ds.SeriesDescription = variant.description
+        ds.ProtocolName = variant.description
+    if variant is None or variant.contrast_agent is None:
+        if label != "non-contrast":
+            ds.ContrastBolusAgent = "IOMEPROL 350"
+            ds.ContrastBolusRoute = "IV"
+        return
+    if variant.contrast_agent:
+        ds.ContrastBolusAgent = variant.contrast_agent
+        ds.ContrastBolusRoute = variant.route
+        if variant.bolus_start_s is not None:
+            ds.ContrastBolusStartTime = _clock(seconds - variant.bolus_start_s)
 
 
 def _write_localizer(

@@ -22,33 +22,56 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+def _wrap(text: str, draw: ImageDraw.ImageDraw,
+          font: ImageFont.FreeTypeFont | ImageFont.ImageFont, width: int) -> list[str]:
+    """`text` broken at spaces into lines no wider than `width` pixels."""
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and draw.textlength(candidate, font=font) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = candidate
+    return [*lines, current]
+
+
 def contact_sheet(
     seq: FrameSequence, *, thumb: int = 128, columns: int = 12, max_per_segment: int = 24,
 ) -> Image.Image:
     """One band per segment: its table line, then up to `max_per_segment` frames (evenly
     sampled), each with its frame index."""
-    title_h = 22
+    line_h = 18
     label_font, index_font = _font(14), _font(11)
+    width = columns * thumb
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
     bands = []
     for seg in seq.segments:
         count = seg.frame_count - seg.padded_frames
         shown = np.unique(np.linspace(seg.frame_start, seg.frame_start + count - 1,
                                       min(count, max_per_segment)).round().astype(int))
         rows = -(-len(shown) // columns)
-        bands.append((seg, shown, rows))
-    width = columns * thumb
-    height = sum(title_h + rows * thumb for _, _, rows in bands) or thumb
+        # The whole table line, wrapped: a label cut at the edge hides what it rests on.
+        title = _wrap(segment_line(seg).replace("–", "-"), measure, label_font, width - 8)
+        bands.append((title, shown, rows))
+    height = sum(4 + line_h * len(t) + rows * thumb for t, _, rows in bands) or thumb
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
     y = 0
-    for seg, shown, rows in bands:
-        draw.text((4, y + 3), segment_line(seg).replace("–", "-"), fill=_LABEL, font=label_font)
-        y += title_h
+    for title, shown, rows in bands:
+        for line in title:
+            draw.text((4, y + 3), line, fill=_LABEL, font=label_font)
+            y += line_h
+        y += 4
         for k, frame in enumerate(shown):
             x0, y0 = (k % columns) * thumb, y + (k // columns) * thumb
             tile = Image.fromarray(seq.frames[frame]).resize((thumb, thumb),
                                                              Image.Resampling.BOX)
             sheet.paste(tile, (x0, y0))
+            # On a dark tab, readable on white frames too (inverted-grey PET).
+            box = draw.textbbox((x0 + 3, y0 + 2), str(frame), font=index_font)
+            draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=_BACKGROUND)
             draw.text((x0 + 3, y0 + 2), str(frame), fill=_INDEX, font=index_font)
         y += rows * thumb
     return sheet

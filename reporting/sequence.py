@@ -50,8 +50,14 @@ class Segment:
     is_prior: bool
     body_part: str = ""
     padded_frames: int = 0
-    # Where the label came from: "description", "parameters", "timing", "image", ...
+    # Where the label came from: "description", "parameters", "header", "image", ...
     label_source: str = ""
+    series_number: int | None = None
+    # What the label rests on ("aorta 320 HU at 5 levels (z -80 to -20 mm)"), or "".
+    label_evidence: str = ""
+    # Further facts a reader needs to map the segment back ("part 2 of 2, 504 mm gap
+    # before it", "derived: MPR", "position not given: frame order", "SUV 0-10").
+    notes: tuple[str, ...] = ()
 
     @property
     def frame_count(self) -> int:

@@ -15,6 +15,7 @@ from pydicom.errors import InvalidDicomError
 from radraft.core.errors import ConfigError, FrameError
 from radraft.core.settings import Settings
 from radraft.ehr.outbound import OrderInfo
+from radraft.reporting.frames.profile_choice import AUTO, choose_profile
 from radraft.reporting.model import ModelBackend, make_backend
 from radraft.worker.pipeline import DraftProduct, DraftRequest, run_draft
 
@@ -79,7 +80,14 @@ def draft_folder(
     settings: Settings, study: Path, priors: Sequence[Path], profile_name: str, out: Path,
     *, progress: Callable[[str], None] | None = None, backend: ModelBackend | None = None,
 ) -> tuple[DraftProduct, dict[str, Path]]:
-    """Draft `study` and write every output into `out`; returns the product and the files."""
+    """Draft `study` and write every output into `out`; returns the product and the files.
+
+    `profile_name` "auto" picks the profile from the study's modality and body part; which
+    one and why go into report.json ("profile", "profile_chosen_by").
+    """
+    chosen_by = "given"
+    if profile_name == AUTO:
+        profile_name, chosen_by = choose_profile(study, settings.profiles)
     if profile_name not in settings.profiles:
         raise ConfigError(f"unknown profile {profile_name!r}; known: "
                           f"{', '.join(sorted(settings.profiles))}")
@@ -102,6 +110,7 @@ def draft_folder(
     report = out / "report.json"
     report.write_text(json.dumps({
         "study_uid": study_uid, "version": version, "profile": profile_name,
+        "profile_chosen_by": chosen_by,
         "model": product.model_name, "prompt_sha256": product.prompt_sha256,
         "frames": product.frame_count, "timings_s": product.timings,
         "report": product.report.model_dump(mode="json"),

@@ -15,6 +15,7 @@ from radraft.core.errors import FrameError
 from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
 from radraft.reporting.frames.output import FrameBuffer
+from radraft.reporting.frames.pet_frames import ct_frames, pet_candidates, render_extra
 from radraft.reporting.frames.stack_render import (
     Candidate,
     StackRenderer,
@@ -22,8 +23,14 @@ from radraft.reporting.frames.stack_render import (
     phase_sample_keys,
     slabs,
 )
-from radraft.reporting.frames.study import LabelledStack, ScannedStudy, scan_study
-from radraft.reporting.frames.windows import Mapping, ct_window
+from radraft.reporting.frames.study import (
+    ANATOMIC_DERIVED,
+    LabelledStack,
+    ScannedStudy,
+    scan_study,
+    stack_notes,
+)
+from radraft.reporting.frames.windows import Mapping, auto_windows, ct_window
 from radraft.reporting.sequence import (
     Combine,
     ExcludedSeries,
@@ -33,8 +40,6 @@ from radraft.reporting.sequence import (
 )
 
 StudySource = Path | Sequence[Dataset]
-_HEAD = re.compile(r"head|brain|skull|cran|kopf|sch[äa]del", re.I)
-_CHEST = re.compile(r"chest|thorax|lung|thx", re.I)
 
 
 def _workers() -> int:
@@ -46,19 +51,19 @@ def _workers() -> int:
 def _ct_windows(recipe: FrameRecipe, stack: LabelledStack) -> list[tuple[str, ...]]:
     names = list(recipe.windows)
     if names == ["auto"] or not names:
-        where = f"{stack.body_part} {stack.description} {stack.header.get('StudyDescription', '')}"
-        if _HEAD.search(where):
-            names = ["brain", "subdural", "bone"]
-        elif _CHEST.search(where):
-            names = ["lung", "mediastinum", "bone"]
-        else:
-            names = ["abdomen", "lung", "bone"]
+        where = (f"{stack.body_part} {stack.description} "
+                 f"{stack.header.get('StudyDescription', '')} "
+                 f"{stack.header.get('ProtocolName', '')}")
+        positions = stack.stack.positions
+        extent = max(positions) - min(positions) if stack.stack.normal is not None else 0.0
+        chosen, _region = auto_windows(where, extent)
+        names = list(chosen)
     for name in names:
         ct_window(name)  # unknown names fail early, naming the window
-    if recipe.pack_windows:
-        if len(names) != 3:
-            raise FrameError(f"pack_windows needs exactly 3 windows, the recipe has {names}")
+    if recipe.pack_windows and len(names) == 3:
         return [tuple(names)]
+    if recipe.pack_windows and recipe.windows != ["auto"]:
+        raise FrameError(f"pack_windows needs exactly 3 windows, the recipe has {names}")
     return [(name,) for name in names]
 
 
@@ -80,7 +85,7 @@ def _candidates(recipe: FrameRecipe, studies: list[ScannedStudy],
                     "not in profile series_include", len(stack.stack.slices)))
                 continue
             colour = stack.stack.first.samples == 3
-            if stack.modality == "CT" and not colour:
+            if stack.modality == "CT" and not colour and stack.derived in ANATOMIC_DERIVED:
                 out.extend(Candidate(stack, w) for w in _ct_windows(recipe, stack))
             else:
                 out.append(Candidate(stack, ()))
@@ -117,15 +122,18 @@ def build_frame_sequence(
     for scanned in prior_scans:
         excluded.extend(scanned.excluded)
     candidates = _candidates(recipe, [current, *prior_scans], excluded)
+    notes: list[str] = []
+    candidates += pet_candidates([s for sc in (current, *prior_scans) for s in sc.stacks],
+                                 candidates, notes)
     if not candidates:
+        reasons = "; ".join(sorted({e.reason for e in excluded}))
         raise FrameError(f"{_describe(study)}: no image series to turn into frames "
-                         f"({len(excluded)} excluded)")
+                         f"({len(excluded)} excluded: {reasons[:800]})")
     cap = frame_cap(recipe.max_frames, max_frames, token_budget, recipe.frame_size)
     cur = [c for c in candidates if not c.stack.is_prior]
     pri = [c for c in candidates if c.stack.is_prior]
     cur_frames, pri_frames = split_current_prior(
-        cap, [len(c.stack.stack.slices) for c in cur],
-        [len(c.stack.stack.slices) for c in pri], recipe.prior_share)
+        cap, [c.size for c in cur], [c.size for c in pri], recipe.prior_share)
     for cand, frames in zip([*cur, *pri], [*cur_frames, *pri_frames], strict=True):
         cand.frames = frames
         if frames == 0:
@@ -139,16 +147,30 @@ def build_frame_sequence(
     say(f"{total} frames of {size}×{size} from {len(kept)} segments")
     segments: list[Segment] = []
     refs: list[FrameRef] = []
-    by_stack: dict[int, list[Candidate]] = {}
+    by_stack: dict[tuple[int, str], list[Candidate]] = {}
     for cand in kept:
-        by_stack.setdefault(id(cand.stack), []).append(cand)
+        by_stack.setdefault((id(cand.stack), cand.kind), []).append(cand)
     position = 0
     with ThreadPoolExecutor(_workers()) as pool:
         buffer = FrameBuffer((total, size, size, 3))
         renderer = StackRenderer(buffer, recipe, pool)
         done = 0
-        for group in by_stack.values():
+        # PET views after the stacks of their study: fusion reuses the CT's frames.
+        groups = sorted(by_stack.values(),
+                        key=lambda g: (g[0].stack.is_prior, g[0].kind != "stack"))
+        for group in groups:
             stack = group[0].stack
+            if group[0].kind != "stack":
+                for cand in group:
+                    shown = (ct_frames(buffer.frames, segments, refs, cand.partner)
+                             if cand.partner is not None else None)
+                    seg, seg_refs = render_extra(cand, renderer, position, len(segments),
+                                                 recipe, renderer.target(position), shown)
+                    segments.append(seg)
+                    refs.extend(seg_refs)
+                    position = seg.frame_stop
+                    done += cand.frames
+                continue
             n = len(stack.stack.slices)
             plans = [slabs(n, c.frames) for c in group]
             needed = sorted({i for plan in plans for slab in plan for i in (
@@ -181,8 +203,9 @@ def build_frame_sequence(
                     pictures[last + 1:seg.frame_stop] = pictures[last]
                     done += seg.padded_frames
         pictures = buffer.frames
-    return FrameSequence(pictures, segments, refs, excluded,
-                         _metadata(current, prior_scans, recipe))
+    metadata = _metadata(current, prior_scans, recipe)
+    metadata["notes"] = notes
+    return FrameSequence(pictures, segments, refs, excluded, metadata)
 
 
 def _segment(cand: Candidate, plan: list[list[int]], start: int, index: int, mapping: str,
@@ -207,7 +230,9 @@ def _segment(cand: Candidate, plan: list[list[int]], start: int, index: int, map
         modality=stack.modality, series_description=stack.description, label=label,
         plane=stack.stack.plane, mapping=mapping, combine=combine,
         slices_in_stack=len(slices), is_prior=stack.is_prior, body_part=stack.body_part,
-        padded_frames=padded, label_source=stack.label.source if stack.label else "")
+        padded_frames=padded, label_source=stack.label.source if stack.label else "",
+        series_number=stack.series_number, label_evidence=stack.label.evidence
+        if stack.label else "", notes=stack_notes(stack) + cand.notes)
     return segment, refs
 
 

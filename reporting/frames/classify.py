@@ -1,18 +1,15 @@
-"""What a series is: excluded (and why), CT contrast phase, MR sequence.
+"""What a series is: excluded (and why), MR sequence. CT contrast phases: `phase`.
 
-Metadata first (contrast agent, acquisition parameters, description keywords in several
-languages, timing relative to the first contrast series); an image-based fallback for CT
-phases when the metadata is silent.
+MR: acquisition parameters first, then description keywords.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-import numpy as np
-import numpy.typing as npt
 from pydicom.dataset import Dataset
+
+from radraft.reporting.frames.phase import Label, seconds_of
 
 _NON_IMAGE_MODALITIES = {
     "SR": "non-image (SR)", "KO": "non-image (KO)", "PR": "non-image (PR)",
@@ -20,32 +17,19 @@ _NON_IMAGE_MODALITIES = {
     "RTDOSE": "non-image (RTDOSE)", "REG": "non-image (REG)", "DOC": "non-image (document)",
 }
 _SECONDARY_CAPTURE_PREFIX = "1.2.840.10008.5.1.4.1.1.7"
+_PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
+_DERIVED_WORDS = (("MIP", re.compile(r"\bmip\b|max(imum)? intensity", re.I)),
+                  ("MinIP", re.compile(r"\bmin-?ip\b", re.I)),
+                  ("MPR", re.compile(r"\bmpr\b|reformat|\bmpr?\b|\b(cor|sag)\b", re.I)),
+                  ("volume rendering", re.compile(r"\bvr\b|\b3d\b|volume render", re.I)),
+                  ("subtraction", re.compile(r"subtract|\bsub\b", re.I)))
 _LOCALIZER = re.compile(
     r"\b(scout|topogram|localizer|localiser|surview|scanogram|pilot|survey|"
     r"3[- ]?plane|tri[- ]?pilot|loc)\b", re.IGNORECASE)
 _DOSE = re.compile(r"\b(dose|patient protocol|dosis)\b", re.IGNORECASE)
 
-_PHASE_WORDS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("non-contrast", re.compile(
-        r"non[- ]?contrast|\bnon[- ]?con\b|unenhanced|\bnative?\b|\bnativ\b|\bplain\b|"
-        r"sans (injection|contraste)|sin contraste|senza (contrasto|mdc)|\bw/?o\b|"
-        r"\bohne (km|kontrast)|\bnc\b|pre[- ]?contrast|blanco", re.IGNORECASE)),
-    ("arterial", re.compile(
-        r"arter|art[ée]riel|\bart\b|\bcta\b|angio|early|fr[üu]h", re.IGNORECASE)),
-    ("portal venous", re.compile(
-        r"portal|ven[öo]s|venous|veineu|\bpv\b|\bvp\b|portov|vena porta|venosa|pvp",
-        re.IGNORECASE)),
-    ("delayed", re.compile(
-        r"delay|\blate\b|sp[äa]t|tardi|retard|excret|urogra|equilib|\bdel\b", re.IGNORECASE)),
-)
 _POST_CONTRAST = re.compile(
     r"\+ ?c\b|post|\bgd\b|gad|\bkm\b|kontrast|contrast|\bce\b|mdc|\+ ?gd", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Label:
-    text: str  # "arterial", "T2 FLAIR", "DWI b=1000"
-    source: str  # "description", "contrast agent", "timing", "image", "parameters", ""
 
 
 def exclusion_reason(ds: Dataset, has_pixels: bool) -> str | None:
@@ -53,6 +37,8 @@ def exclusion_reason(ds: Dataset, has_pixels: bool) -> str | None:
     modality = str(ds.get("Modality", "") or "").upper()
     if modality in _NON_IMAGE_MODALITIES:
         return _NON_IMAGE_MODALITIES[modality]
+    if str(ds.get("SOPClassUID", "")) == _PARAMETRIC_MAP:
+        return "parametric map (float values with no display scale; not rendered)"
     if not has_pixels:
         return f"non-image ({modality or 'no pixel data'})"
     manufacturer = str(ds.get("Manufacturer", "") or "")
@@ -72,18 +58,27 @@ def exclusion_reason(ds: Dataset, has_pixels: bool) -> str | None:
     return None
 
 
-def _seconds(value: object) -> float | None:
-    text = str(value or "").strip()
-    if len(text) < 4 or not text[:6].replace(".", "").isdigit():
-        return None
-    hh, mm = int(text[0:2]), int(text[2:4])
-    ss = float(text[4:]) if len(text) > 4 else 0.0
-    return hh * 3600 + mm * 60 + ss
+def derived_kind(ds: Dataset) -> str:
+    """What a DERIVED image is ("MPR", "MIP", "PERFUSION"...), or "" for an original."""
+    image_type = [str(v).upper() for v in (ds.get("ImageType") or [])]
+    description = str(ds.get("SeriesDescription", "") or "")
+    if not image_type or image_type[0] != "DERIVED":
+        return ""
+    for name, pattern in _DERIVED_WORDS:
+        if pattern.search(description):
+            return name
+    words = [v for v in image_type[2:] if v and v not in ("AXIAL", "HELIX", "NONE")]
+    known = {"PROJECTION IMAGE": "projection", "MIP": "MIP", "MPR": "MPR",
+             "REFORMATTED": "MPR", "VOLUME": "volume rendering"}
+    for word in words:
+        if word in known:
+            return known[word]
+    return " ".join(w.lower() for w in words) or image_type[1].lower() or "derived"
 
 
 def acquisition_seconds(ds: Dataset) -> float | None:
     for key in ("AcquisitionTime", "SeriesTime", "ContentTime"):
-        seconds = _seconds(ds.get(key))
+        seconds = seconds_of(ds.get(key))
         if seconds is not None:
             return seconds
     return None
@@ -92,80 +87,6 @@ def acquisition_seconds(ds: Dataset) -> float | None:
 def has_contrast_agent(ds: Dataset) -> bool:
     agent = str(ds.get("ContrastBolusAgent", "") or "").strip().lower()
     return bool(agent) and agent not in ("none", "no", "n", "nil", "0")
-
-
-def ct_phase_from_description(description: str) -> str | None:
-    for phase, pattern in _PHASE_WORDS:
-        if pattern.search(description):
-            return phase
-    return None
-
-
-def ct_phase(ds: Dataset, first_contrast_s: float | None) -> Label | None:
-    """Phase from metadata, or None when the metadata is silent."""
-    phase = ct_phase_from_description(str(ds.get("SeriesDescription", "") or ""))
-    if phase is not None:
-        return Label(phase, "description")
-    contrast = has_contrast_agent(ds)
-    acquired = acquisition_seconds(ds)
-    if contrast and first_contrast_s is not None and acquired is not None:
-        delay = acquired - first_contrast_s
-        # The first contrast series is taken as arterial when later ones follow it.
-        if delay < 25:
-            return Label("arterial", "timing")
-        if delay < 150:
-            return Label("portal venous", "timing")
-        return Label("delayed", "timing")
-    if not contrast and "ContrastBolusAgent" in ds:
-        return Label("non-contrast", "contrast agent")
-    return None
-
-
-def _dilate(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    grown = mask.copy()
-    grown[1:] |= mask[:-1]
-    grown[:-1] |= mask[1:]
-    grown[:, 1:] |= mask[:, :-1]
-    grown[:, :-1] |= mask[:, 1:]
-    return grown
-
-
-def _touching(seed: npt.NDArray[np.bool_], within: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
-    """Pixels of `within` connected to `seed` (geodesic reconstruction by dilation)."""
-    region = seed & within
-    for _ in range(max(within.shape)):
-        grown = _dilate(region) & within
-        if np.array_equal(grown, region):
-            break
-        region = grown
-    return region
-
-
-def ct_phase_from_image(images: list[npt.NDArray[np.float32]]) -> Label:
-    """Fallback from HU images: the enhancing vessels' HU, bone set aside.
-
-    Pixels of 120–600 HU connected to bone (> 600 HU: cortex, with its cancellous
-    interior) are bone; the rest are vessels and enhancing organs. Their 99th percentile
-    is the aorta in the arterial phase (> 250 HU) and the portal vein / aorta in the portal
-    venous phase (130–250 HU); too few of them: non-contrast.
-    """
-    vessels: list[npt.NDArray[np.float32]] = []
-    body = 0
-    for hu in images:
-        bone = _dilate(hu > 600)
-        bright = (hu > 120) & (hu < 600)
-        candidates = bright & ~_touching(bone, bright | bone)
-        vessels.append(hu[candidates])
-        body += int(np.count_nonzero(hu > -300))
-    values = np.concatenate(vessels) if vessels else np.empty(0, np.float32)
-    if body == 0 or values.size < max(8, body // 500):
-        return Label("non-contrast", "image")
-    peak = float(np.percentile(values, 99))
-    if peak > 250:
-        return Label("arterial", "image")
-    if peak > 130:
-        return Label("portal venous", "image")
-    return Label("non-contrast", "image")
 
 
 def mr_sequence(ds: Dataset) -> Label:

@@ -49,6 +49,10 @@ class Stack:
     plane: str
     normal: tuple[float, float, float] | None
     positions: list[float]  # distance along the normal, same order as slices
+    # A slab of a series split at a gap: (part, parts, gap to the previous part in mm).
+    part: tuple[int, int, float] | None = None
+    # Why the order is not by position ("position not given"), or "".
+    order_note: str = ""
 
     @property
     def first(self) -> Instance:
@@ -99,7 +103,10 @@ def slices_of(inst: Instance) -> list[Slice]:
             ipp = (inst.header.get("ImagePositionPatient") if inst.values is None
                    else inst.values.numbers(inst, "ImagePositionPatient"))
         iop = iop if iop is not None else inst.get("ImageOrientationPatient")
-        slope = slope if slope is not None else inst.get("RescaleSlope", 1)
+        if slope is None:
+            # PET writes a slope per slice: the decimal-string fast path, not pydicom.
+            slope = (inst.get("RescaleSlope", 1) if inst.values is None
+                     else _first(inst.values.numbers(inst, "RescaleSlope"), 1))
         intercept = intercept if intercept is not None else inst.get("RescaleIntercept", 0)
         position = _floats(ipp, 3, "Image Position (Patient)", inst.source)
         try:
@@ -112,6 +119,14 @@ def slices_of(inst: Instance) -> list[Slice]:
             position if position is None else (position[0], position[1], position[2]),
             _floats(iop, 6, "Image Orientation (Patient)", inst.source), slope_f, intercept_f))
     return out
+
+
+def _first(value: Any, default: float) -> Any:
+    if value is None or value == "":
+        return default
+    if isinstance(value, tuple):
+        return value[0] if value else default
+    return value
 
 
 def _normal(orientation: Sequence[float]) -> npt.NDArray[np.float64]:
@@ -137,17 +152,42 @@ def plane_of(normal: npt.NDArray[np.float64]) -> str:
     return ("sagittal", "coronal", "axial")[axis]
 
 
-def build_stacks(slices: list[Slice], modality: str) -> list[Stack]:
-    """Split one series' slices into coherent stacks and sort each along its normal."""
+def _split_at_gaps(stack: Stack) -> list[Stack]:
+    """Slabs separated by a gap (more than 3× the usual spacing and 10 mm) apart."""
+    pos = stack.positions
+    if len(pos) < 3:
+        return [stack]
+    steps = np.diff(np.asarray(pos, dtype=np.float64))
+    usual = float(np.median(steps))
+    cuts = [i + 1 for i, step in enumerate(steps) if step > max(3 * usual, usual + 10.0)]
+    if not cuts:
+        return [stack]
+    bounds = [0, *cuts, len(pos)]
+    parts = []
+    for k in range(len(bounds) - 1):
+        a, b = bounds[k], bounds[k + 1]
+        gap = pos[a] - pos[a - 1] if k else 0.0
+        parts.append(Stack(stack.slices[a:b], stack.plane, stack.normal, pos[a:b],
+                           (k + 1, len(bounds) - 1, gap)))
+    return parts
+
+
+def _frame_order(sl: Slice) -> tuple[int, int]:
+    return (int(sl.inst.get("InstanceNumber", 0) or 0), sl.frame)
+
+
+def build_stacks(slices: list[Slice], modality: str) -> tuple[list[Stack], list[str]]:
+    """Split one series' slices into coherent stacks and sort each along its normal.
+
+    Also returns why slices were left out (a degenerate orientation). Cross-sectional
+    slices without position or orientation are kept, in frame (instance) order, in a
+    stack of their own marked "position not given".
+    """
     groups: dict[tuple[Any, ...], list[Slice]] = defaultdict(list)
     unplaced: list[Slice] = []
+    problems: list[str] = []
     for sl in slices:
         if sl.position is None or sl.orientation is None:
-            if modality in CROSS_SECTIONAL:
-                frame = f" frame {sl.frame + 1}" if sl.inst.frame_count > 1 else ""
-                missing = "Image Position" if sl.position is None else "Image Orientation"
-                raise FrameError(f"{sl.inst.source}{frame}: {modality} slice without "
-                                 f"{missing} (Patient); cannot place it in its stack")
             unplaced.append(sl)
             continue
         key = (tuple(round(v, _ORIENTATION_DECIMALS) for v in sl.orientation),
@@ -158,8 +198,9 @@ def build_stacks(slices: list[Slice], modality: str) -> list[Stack]:
         try:
             normal = _normal(key[0])
         except ValueError:
-            raise FrameError(f"{members[0].inst.source}: Image Orientation (Patient) "
-                             f"{key[0]} has parallel row and column vectors") from None
+            problems.append(f"Image Orientation (Patient) {key[0]} has parallel row and "
+                            f"column vectors ({len(members)} slices)")
+            continue
         distances = [float(np.dot(normal, sl.position)) for sl in members if sl.position]
         order = sorted(range(len(members)), key=lambda i: distances[i])
         # Duplicate positions (two acquisitions in one series): k-th copy → k-th stack.
@@ -176,17 +217,21 @@ def build_stacks(slices: list[Slice], modality: str) -> list[Stack]:
                 layers.append([])
             layers[copy].append(i)
         for layer in layers:
-            stacks.append(Stack(
+            stacks.extend(_split_at_gaps(Stack(
                 [members[i] for i in layer], plane_of(normal),
                 (float(normal[0]), float(normal[1]), float(normal[2])),
-                [distances[i] for i in layer]))
+                [distances[i] for i in layer])))
     if unplaced:
-        # Projection images (DX, CR, US...): their own order, one image per frame.
-        unplaced.sort(key=lambda s: (int(s.inst.header.get("InstanceNumber", 0) or 0), s.frame))
+        # Projection images (DX, CR, US...) and cross sections without geometry: their own
+        # order (instance, then frame number), one image per frame.
+        unplaced.sort(key=_frame_order)
         by_size: dict[tuple[int, int, int], list[Slice]] = defaultdict(list)
         for sl in unplaced:
             by_size[(sl.inst.rows, sl.inst.columns, sl.inst.samples)].append(sl)
+        cross = modality in CROSS_SECTIONAL
         for members in by_size.values():
-            stacks.append(Stack(members, "projection", None, [float(i) for i in
-                                                                  range(len(members))]))
-    return stacks
+            stacks.append(Stack(
+                members, "position not given" if cross else "projection", None,
+                [float(i) for i in range(len(members))],
+                order_note="position not given: frame order" if cross else ""))
+    return stacks, problems

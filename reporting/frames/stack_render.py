@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,11 +22,12 @@ import numpy.typing as npt
 
 from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames import slice_kernel as _slice_kernel  # native, or numpy+Pillow
+from radraft.reporting.frames.aorta import AxialImage, locate_aorta
 from radraft.reporting.frames.box import axis_table
-from radraft.reporting.frames.classify import Label, ct_phase_from_image
 from radraft.reporting.frames.geometry import Slice
 from radraft.reporting.frames.loading import read_frame_into
 from radraft.reporting.frames.output import FrameBuffer
+from radraft.reporting.frames.phase import Label, phase_with_image
 from radraft.reporting.frames.render import (
     Layout,
     SliceScale,
@@ -52,6 +53,17 @@ class Candidate:
     stack: LabelledStack
     windows: tuple[str, ...]  # CT window names (3 when packed); () for percentile/colour
     frames: int = 0
+    notes: tuple[str, ...] = ()
+    mapping: Mapping | None = None  # a fixed mapping (PET SUV); None: windows/percentiles
+    kind: str = "stack"  # "stack": its slices; "mip", "fusion": PET views (pet_frames)
+    want: int | None = None  # frames wanted, when not one per slice
+    partner: LabelledStack | None = None  # fusion: the CT
+    pet_indices: tuple[int, ...] = ()  # fusion: the PET slices inside the CT's z range
+
+    @property
+    def size(self) -> int:
+        """What the budget shares frames by (slices, or the frames a view wants)."""
+        return self.want if self.want is not None else len(self.stack.stack.slices)
 
 
 def slabs(count: int, frames: int) -> list[list[int]]:
@@ -150,7 +162,25 @@ class StackRenderer:
 
         return dict(zip(keys, self.pool.map(read, keys), strict=True))
 
+    def read_one(self, stack: LabelledStack, key: int) -> npt.NDArray[Any]:
+        """One slice's stored values in this thread's buffer (valid until its next read)."""
+        sl = stack.stack.slices[key]
+        pixels = self._local.array("one", _slice_shape(stack), _stored_dtype(stack))
+        read_frame_into(sl.inst, sl.frame, pixels)
+        return pixels
+
+    def target(self, start: int) -> Callable[[int], npt.NDArray[np.uint8]]:
+        """`target(t)`: frame `start + t`, its pages populated, zeroed (letterbox)."""
+        def frame(t: int) -> npt.NDArray[np.uint8]:
+            self._buffer.prepare(start + t)
+            out: npt.NDArray[np.uint8] = self.out[start + t]
+            out.fill(0)
+            return out
+        return frame
+
     def mapping_of(self, cand: Candidate, needed: list[int]) -> list[Mapping]:
+        if cand.mapping is not None:
+            return [cand.mapping]
         if cand.windows:
             return [ct_window(w) for w in cand.windows]
         if cand.stack.stack.first.samples == 3:
@@ -159,7 +189,10 @@ class StackRenderer:
         pixels = self.sample(cand.stack, sorted(needed)[:: max(1, len(needed) // 16)])
         sample = [pixels[k][::4, ::4].astype(np.float32) * slices[k].slope + slices[k].intercept
                   for k in sorted(pixels)]
-        return [percentile_mapping(np.stack(sample))]
+        mapping = percentile_mapping(np.stack(sample))
+        if cand.stack.modality == "PT":  # PET is read dark on white
+            mapping = replace(mapping, invert=True)
+        return [mapping]
 
     def render(self, stack: LabelledStack,
                parts: list[tuple[Candidate, list[list[int]], int, list[Mapping]]],
@@ -275,15 +308,51 @@ class StackRenderer:
 
 
 def phase_sample_keys(needed: list[int]) -> list[int]:
-    """Which slices `phase_from_pixels` looks at: up to ~8 of the middle half."""
+    """Which slices `phase_from_pixels` looks at: up to ~12 of the middle 80 %."""
     keys = sorted(needed)
-    middle = keys[len(keys) // 4: max(len(keys) // 4 + 1, 3 * len(keys) // 4)]
-    return middle[:: max(1, len(middle) // 8)]
+    middle = keys[len(keys) // 10: max(len(keys) // 10 + 1, 9 * len(keys) // 10)]
+    return middle[:: max(1, len(middle) // 12)]
+
+
+def _axial_flips(orientation: tuple[float, ...] | None) -> tuple[bool, bool] | None:
+    """(flip rows, flip columns) that make rows run anterior → posterior and columns
+    right → left; None when the slice is not axial."""
+    if orientation is None:
+        return None
+    row, col = orientation[:3], orientation[3:]
+    if abs(abs(row[0]) - 1) > 0.1 or abs(abs(col[1]) - 1) > 0.1:
+        return None
+    return col[1] < 0, row[0] < 0
 
 
 def phase_from_pixels(stack: LabelledStack, pixels: dict[int, npt.NDArray[Any]]) -> Label:
+    """The CT phase from the header's statement and the aorta's measured HU."""
+    assert stack.contrast is not None
     sl = stack.stack.slices
-    step = max(1, max(stack.stack.first.rows, stack.stack.first.columns) // 128)
-    images = [pixels[k][::step, ::step].astype(np.float32) * np.float32(sl[k].slope)
-              + np.float32(sl[k].intercept) for k in sorted(pixels)]
-    return ct_phase_from_image(images)
+    flips = _axial_flips(sl[0].orientation) if stack.stack.plane == "axial" else None
+    spacing = _pixel_spacing(stack)
+    finding = None
+    if flips is not None and spacing is not None:
+        step = max(1, round(2.0 / min(spacing)))  # about 2 mm pixels
+        images = []
+        for k in sorted(pixels):
+            hu = pixels[k][::step, ::step].astype(np.float32) * np.float32(sl[k].slope) \
+                + np.float32(sl[k].intercept)
+            if flips[0]:
+                hu = hu[::-1]
+            if flips[1]:
+                hu = hu[:, ::-1]
+            position = sl[k].position
+            z = position[2] if position is not None else 0.0
+            images.append(AxialImage(hu, (spacing[0] * step, spacing[1] * step), z))
+        finding = locate_aorta(images)
+    return phase_with_image(stack.contrast, finding)
+
+
+def _pixel_spacing(stack: LabelledStack) -> tuple[float, float] | None:
+    value = stack.stack.first.get("PixelSpacing")
+    try:
+        row, col = (float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return (row, col) if row > 0 and col > 0 else None

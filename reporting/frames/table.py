@@ -25,17 +25,31 @@ def _mapping_text(mapping: str) -> str:
     return mapping
 
 
+def _label_text(seg: Segment) -> str:
+    if seg.label_source in ("header", "image", "header+image") and seg.label_evidence:
+        return f"{seg.label} ({seg.label_source}: {seg.label_evidence})"
+    if seg.label_source == "" and seg.label_evidence:
+        return f"{seg.label} ({seg.label_evidence})"
+    return seg.label
+
+
+def series_name(seg: Segment) -> str:
+    """'CT series 3 "ABDOMEN ARTERIAL" axial': what a reader finds in the PACS."""
+    number = f" series {seg.series_number}" if seg.series_number is not None else ""
+    description = f' "{seg.series_description}"' if seg.series_description else ""
+    body = f" {seg.body_part.lower()}" if seg.body_part else ""
+    return f"{seg.modality}{body}{number}{description} {seg.plane}".rstrip()
+
+
 def segment_line(seg: Segment) -> str:
-    """'frames 0–63: CT abdomen, portal venous, 2026-11-20, abdomen window'."""
-    what = f"{seg.modality} {seg.body_part.lower()}".rstrip()
-    label = seg.label + (" (guessed from the image)" if seg.label_source == "image" else "")
-    parts = [what, label, _date(seg.study_date), _mapping_text(seg.mapping)]
-    if seg.plane not in ("axial", ""):
-        parts.insert(2, seg.plane)
+    """'frames 0–63: CT abdomen series 3 "PV 2mm" axial, portal venous, 2026-11-20, ...'."""
+    parts = [series_name(seg), _label_text(seg), _date(seg.study_date),
+             _mapping_text(seg.mapping)]
     if seg.combine in _COMBINE_WORDS:
         per = seg.slices_in_stack / max(seg.frame_count - seg.padded_frames, 1)
         parts.append(f"{_COMBINE_WORDS[seg.combine]} of {seg.slices_in_stack} slices "
                      f"(~{per:.1f} per frame)")
+    parts.extend(seg.notes)
     if seg.is_prior:
         parts.append("PRIOR")
     if seg.padded_frames:
@@ -46,6 +60,7 @@ def segment_line(seg: Segment) -> str:
 def segment_table_text(seq: FrameSequence) -> str:
     """One line per segment, then one per excluded series."""
     lines = [segment_line(seg) for seg in seq.segments]
+    lines.extend(f"note: {note}" for note in seq.metadata.get("notes", []))
     for ex in seq.excluded:
         name = ex.series_description or ex.series_uid or "?"
         lines.append(f"not shown: {ex.modality or '?'} {name!s} ({ex.instance_count} "
@@ -67,7 +82,9 @@ def segment_table_json(seq: FrameSequence) -> list[dict[str, Any]]:
             "combine": seg.combine, "slices_in_stack": seg.slices_in_stack,
             "is_prior": seg.is_prior, "body_part": seg.body_part,
             "padded_frames": seg.padded_frames,
-            "label_source": seg.label_source, "text": segment_line(seg),
+            "label_source": seg.label_source, "label_evidence": seg.label_evidence,
+            "series_number": seg.series_number, "notes": list(seg.notes),
+            "text": segment_line(seg),
             "frames": [{"sop_instance_uid": r.sop_instance_uid, "frame_number": r.frame_number,
                         "sources": [list(s) for s in r.sources]} for r in refs],
         })

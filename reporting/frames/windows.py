@@ -6,6 +6,7 @@ levels: ``grey = rint(clip((value - (centre - width/2)) / width, 0, 1) * 255)``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -25,7 +26,22 @@ CT_WINDOWS: dict[str, tuple[float, float]] = {
     "liver": (60, 160),
     "bone": (400, 1800),
     "angio": (300, 600),
+    "soft tissue": (40, 350),
 }
+_REGIONS: tuple[tuple[str, re.Pattern[str], tuple[str, ...]], ...] = (
+    ("whole body", re.compile(r"whole ?body|\bwb\b|skull.{0,12}thigh|vertex|pet", re.I),
+     ("lung", "abdomen", "bone")),
+    ("head", re.compile(r"head|brain|skull|cran|kopf|sch[äa]del|sinus|orbit|\biac\b", re.I),
+     ("brain", "subdural", "bone")),
+    ("neck", re.compile(r"neck|cervical|c-?spine|larynx|pharyn|thyroid|hals", re.I),
+     ("soft tissue", "bone")),
+    ("chest", re.compile(r"chest|thorax|lung|thx|pulmo|cardiac|heart|coronar", re.I),
+     ("lung", "mediastinum", "bone")),
+    ("abdomen/pelvis", re.compile(r"abdom|pelvi|liver|leber|kidney|renal|\babd\b|becken",
+                                  re.I), ("abdomen", "liver", "bone")),
+)
+# A stack longer than this along the body covers several regions: windows for each.
+WHOLE_BODY_MM = 600.0
 PERCENTILE_LOW = 1.0
 PERCENTILE_HIGH = 99.0
 
@@ -35,12 +51,28 @@ class Mapping:
     """A linear mapping value → grey level, named for the segment table."""
 
     name: str
-    low: float  # value mapped to 0
-    high: float  # value mapped to 255
+    low: float  # value mapped to 0 (to 255 when inverted)
+    high: float  # value mapped to 255 (to 0 when inverted)
+    invert: bool = False  # high values dark (PET read as inverted grey)
 
     @property
     def width(self) -> float:
         return max(self.high - self.low, 1e-6)
+
+
+# PET on a fixed scale, as it is read: SUVbw 0 (white) to 10 (black).
+SUV_MAPPING = Mapping("SUV 0-10 inverted grey (white 0, black 10+)", 0.0, 10.0, invert=True)
+
+
+def auto_windows(words: str, extent_mm: float) -> tuple[tuple[str, ...], str]:
+    """CT windows for `windows: [auto]`, from body part / description words and the stack's
+    length along the body; returns (window names, the region they were chosen for)."""
+    if extent_mm >= WHOLE_BODY_MM:
+        return _REGIONS[0][2], f"whole body ({extent_mm:.0f} mm long)"
+    for region, pattern, names in _REGIONS:
+        if pattern.search(words):
+            return names, region
+    return ("abdomen", "lung", "bone"), "body part not given"
 
 
 def ct_window(name: str) -> Mapping:
@@ -70,6 +102,8 @@ def window_float(
         255.0 / mapping.width)
     np.clip(scaled, 0, 255, out=scaled)
     np.rint(scaled, out=scaled)
+    if mapping.invert:
+        np.subtract(np.float32(255), scaled, out=scaled)
     if out is None:
         return scaled.astype(np.uint8)
     np.copyto(out, scaled, casting="unsafe")

@@ -17,11 +17,11 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
-from radraft.core.errors import FrameError
 from radraft.core.settings import FrameRecipe
 from radraft.core.uids import derived_uid
-from radraft.reporting.frames import build_frame_sequence
+from radraft.reporting.frames import build_frame_sequence, segment_table_text
 from radraft.reporting.phantom import PhantomStudy, write_phantom_study
+from radraft.reporting.phantom_objects import write_legacy_multiframe_mr
 from radraft.reporting.sequence import FrameSequence
 
 RECIPE = FrameRecipe(windows=["abdomen"], frame_size=64, max_frames=1000)
@@ -165,6 +165,9 @@ def test_duplicate_positions_become_two_stacks(tmp_path: Path) -> None:
         ds.save_as(path.with_name(f"dup{i:03d}.dcm"))
     seq = build_frame_sequence(study.directory, recipe=RECIPE)
     assert [seg.slices_in_stack for seg in seq.segments] == [SLICES, SLICES]
+    # Same series number, description and plane: the table tells the two apart.
+    assert [seg.notes for seg in seq.segments] == [
+        ("stack 1 of 2 of the series",), ("stack 2 of 2 of the series",)]
     positions = _positions(study, seq)
     for index in range(2):
         distances = _assert_sorted_along(seq, positions, np.array([0, 0, -1.0]), index)
@@ -182,12 +185,84 @@ def test_localizer_is_skipped_and_listed(tmp_path: Path) -> None:
     _assert_pixels_match(seq, study)
 
 
-def test_missing_geometry_names_the_file(tmp_path: Path) -> None:
+def test_slice_without_position_is_kept_apart_not_fatal(tmp_path: Path) -> None:
     study = _phantom(tmp_path)
     broken = study.series[-1].paths[4]
     ds = pydicom.dcmread(broken)
     del ds.ImagePositionPatient
     ds.save_as(broken)
-    with pytest.raises(FrameError, match=str(broken)) as info:
-        build_frame_sequence(study.directory, recipe=RECIPE)
-    assert "Image Position" in str(info.value)
+    seq = build_frame_sequence(study.directory, recipe=RECIPE)
+    assert [(s.plane, s.slices_in_stack) for s in seq.segments] == [
+        ("axial", SLICES - 1), ("position not given", 1)]
+    assert "position not given: frame order" in seq.segments[1].notes
+    assert seq.refs[seq.segments[1].frame_start].sop_instance_uid == ds.SOPInstanceUID
+
+
+def test_legacy_multiframe_without_positions_keeps_the_study(tmp_path: Path) -> None:
+    """The issue's case: a legacy multi-frame MR with no per-frame positions; the other
+    series are kept, its frames come in frame-number order, an object whose geometry
+    cannot be read is listed with the reason and its file."""
+    written = write_legacy_multiframe_mr(tmp_path / "study", frames=6, size=64)
+    seq = build_frame_sequence(tmp_path / "study", recipe=RECIPE)
+    axial, legacy = seq.segments
+    assert (axial.series_number, axial.plane, axial.slices_in_stack) == (3, "axial", 4)
+    assert (legacy.series_number, legacy.plane) == (5, "position not given")
+    assert [r.frame_number for r in seq.refs[legacy.frame_start:legacy.frame_stop]] == [
+        1, 2, 3, 4, 5, 6]
+    # The disc grows with the frame number: the frames' brightness rises in that order.
+    means = [float(seq.frames[t].mean()) for t in range(legacy.frame_start, legacy.frame_stop)]
+    assert means == sorted(means) and means[0] < means[-1]
+    assert "position not given" in segment_table_text(seq)
+    [bad] = seq.excluded
+    assert bad.series_description == "broken geometry"
+    assert str(written["bad"]) in bad.reason and "Image Position" in bad.reason
+
+
+def test_two_series_with_the_same_number_and_description_are_told_apart(
+        tmp_path: Path) -> None:
+    study = write_phantom_study(tmp_path / "s", phases=("arterial", "portal venous"),
+                                slices=4, size=32)
+    for series in study.series:
+        for path in series.paths:
+            ds = pydicom.dcmread(path)
+            ds.SeriesNumber = 2
+            ds.SeriesDescription = "Body 1.0"
+            ds.save_as(path)
+    seq = build_frame_sequence(study.directory, recipe=RECIPE)
+    lines = segment_table_text(seq).splitlines()
+    assert all('CT abdomen series 2 "Body 1.0" axial' in line for line in lines[:2])
+    tails = {study.series[i].series_uid[-8:] for i in range(2)}
+    assert {seq.segments[i].notes[-1][-8:] for i in range(2)} == tails
+
+
+def test_one_truncated_file_is_left_out_not_fatal(tmp_path: Path) -> None:
+    study = _phantom(tmp_path)
+    broken = study.series[-1].paths[2]
+    broken.write_bytes(broken.read_bytes()[:-100])
+    seq = build_frame_sequence(study.directory, recipe=RECIPE)
+    assert seq.segments[0].slices_in_stack == SLICES - 1
+    [gone] = seq.excluded
+    assert gone.reason.startswith("Pixel Data truncated") and str(broken) in gone.reason
+
+
+def test_enhanced_multiframe_mr_from_single_frames(tmp_path: Path) -> None:
+    """An enhanced (legacy converted) MR: per-frame functional groups place every frame;
+    the frames come head → feet and cite the object's frame numbers."""
+    from highdicom.legacy import LegacyConvertedEnhancedMRImage
+
+    study = write_phantom_study(tmp_path / "mr", modality="MR", phases=("T2",), slices=6,
+                                size=32)
+    singles = [pydicom.dcmread(p) for p in study.series[0].paths]
+    random.Random(3).shuffle(singles)
+    enhanced = LegacyConvertedEnhancedMRImage(
+        singles, series_instance_uid=derived_uid("2.25", "emr-series"), series_number=9,
+        sop_instance_uid=derived_uid("2.25", "emr-sop"), instance_number=1)
+    seq = build_frame_sequence([enhanced], recipe=RECIPE)
+    [seg] = seq.segments
+    assert (seg.series_number, seg.plane, seg.slices_in_stack) == (9, "axial", 6)
+    z = [float(fg.PlanePositionSequence[0].ImagePositionPatient[2])
+         for fg in enhanced.PerFrameFunctionalGroupsSequence]
+    cited = [r.frame_number for r in seq.refs[seg.frame_start:seg.frame_stop]]
+    assert all(r.sop_instance_uid == enhanced.SOPInstanceUID for r in seq.refs)
+    assert [z[n - 1] for n in cited] == sorted(z, reverse=True)
+    assert seg.label == "T2"

@@ -43,7 +43,13 @@ def test_every_sample_image_decodes_like_pydicom(path: Path) -> None:
 def test_ct_study_with_kos_sorted_by_position_not_file_name() -> None:
     seq = build_frame_sequence(DICOM_DATA / "study_ct_wb_contrast_kos", recipe=RECIPE)
     assert [e.reason for e in seq.excluded] == ["non-image (KO)"]
-    assert [s.slices_in_stack for s in seq.segments] == [10, 10]
+    # 'CT CONTRAST' is two slabs 504 mm apart: two segments, the gap stated.
+    assert [s.slices_in_stack for s in seq.segments] == [10, 3, 7]
+    assert [s.series_number for s in seq.segments] == [2, 3, 3]
+    assert seq.segments[1].notes[0] == "part 1 of 2 of the series"
+    assert seq.segments[2].notes[0] == "part 2 of 2 of the series, after a gap of 504 mm"
+    text = segment_table_text(seq)
+    assert 'CT headneck series 3 "CT CONTRAST" axial' in text
     z = {}
     for path in (DICOM_DATA / "study_ct_wb_contrast_kos").glob("0*.dcm"):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
@@ -65,6 +71,24 @@ def test_enhanced_ct_frames_cite_frame_numbers() -> None:
     assert [r.frame_number for r in seq.refs] == head_first
     assert {r.sop_instance_uid for r in seq.refs} == {ds.SOPInstanceUID}
     assert seq.refs[0].sop_class_uid == "1.2.840.10008.5.1.4.1.1.2.1"
+    # A perfusion map: derived, no contrast phase claimed, not on an HU window.
+    seg = seq.segments[0]
+    assert seg.label == "perfusion rcbf map (derived)"
+    assert "derived (perfusion rcbf)" in seg.notes and seg.mapping == "percentile 1-99"
+
+
+def test_derived_projections_are_one_labelled_run_in_their_order() -> None:
+    seq = build_frame_sequence(DICOM_DATA / "study_mr_mra_tiny", recipe=RECIPE)
+    [seg] = seq.segments
+    assert (seg.plane, seg.slices_in_stack, seg.series_number) == ("projection", 7, 700)
+    assert "derived (projection)" in seg.notes
+    numbers = [int(pydicom.dcmread(p, stop_before_pixels=True).InstanceNumber)
+               for p in sorted((DICOM_DATA / "study_mr_mra_tiny" / "MR700").iterdir())]
+    by_sop = {str(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID): n
+              for p, n in zip(sorted((DICOM_DATA / "study_mr_mra_tiny" / "MR700").iterdir()),
+                              numbers, strict=True)}
+    shown = [by_sop[r.sop_instance_uid] for r in seq.refs[seg.frame_start:seg.frame_start + 7]]
+    assert shown == sorted(numbers)
 
 
 def test_mr_series_percentile_mapping_and_localizers() -> None:

@@ -19,3 +19,17 @@ def test_phantom_image_passes_dciodvfy(tmp_path: Path, modality: str, iod: str) 
     assert iod in text
     errors = [line for line in text.splitlines() if line.startswith("Error")]
     assert errors == [], text
+
+
+@pytest.mark.parametrize("decay", ["START", "NONE"])
+def test_pet_phantom_passes_dciodvfy(tmp_path: Path, decay: str) -> None:
+    from radraft.reporting.phantom_pet import PetOptions, write_pet_ct_study
+
+    study = write_pet_ct_study(tmp_path, ct_slices=2, ct_size=32,
+                               options=PetOptions(slices=2, size=32, decay_correction=decay))
+    result = subprocess.run(["/usr/bin/dciodvfy", str(study.pet_paths[-1])],
+                            capture_output=True, text=True, check=False)
+    text = result.stdout + result.stderr
+    assert "PETImage" in text
+    errors = [line for line in text.splitlines() if line.startswith("Error")]
+    assert errors == [], text

@@ -1,17 +1,12 @@
-"""Series classification: exclusions, CT phases (words, timing, image), MR sequences."""
+"""Series classification: exclusions, derived images, MR sequences (CT phases:
+test_frames_phase.py)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from pydicom.dataset import Dataset
 
-from radraft.reporting.frames.classify import (
-    ct_phase,
-    ct_phase_from_image,
-    exclusion_reason,
-    mr_sequence,
-)
+from radraft.reporting.frames.classify import derived_kind, exclusion_reason, mr_sequence
 
 
 def _ds(**values: object) -> Dataset:
@@ -19,58 +14,6 @@ def _ds(**values: object) -> Dataset:
     for key, value in values.items():
         setattr(ds, key, value)
     return ds
-
-
-@pytest.mark.parametrize(("description", "phase"), [
-    ("Abdomen nativ 5mm", "non-contrast"),
-    ("THORAX SANS INJECTION", "non-contrast"),
-    ("CT abdomen w/o", "non-contrast"),
-    ("Arteriell 1.0 Br40", "arterial"),
-    ("Phase artérielle", "arterial"),
-    ("PORTAL VENOUS 3mm", "portal venous"),
-    ("Portalvenös 2mm", "portal venous"),
-    ("Temps portal", "portal venous"),
-    ("Spätphase 5 min", "delayed"),
-    ("Excretory phase", "delayed"),
-])
-def test_ct_phase_from_description(description: str, phase: str) -> None:
-    label = ct_phase(_ds(SeriesDescription=description), None)
-    assert label is not None and (label.text, label.source) == (phase, "description")
-
-
-def test_ct_phase_from_timing_and_contrast_agent() -> None:
-    first = 10 * 3600
-    early = _ds(SeriesDescription="Body 1.0", ContrastBolusAgent="Iomeprol",
-                AcquisitionTime="100000")
-    later = _ds(SeriesDescription="Body 1.0", ContrastBolusAgent="Iomeprol",
-                AcquisitionTime="100045")
-    latest = _ds(SeriesDescription="Body 1.0", ContrastBolusAgent="Iomeprol",
-                 AcquisitionTime="100600")
-    got = [ct_phase(ds, first) for ds in (early, later, latest)]
-    assert [(g.text, g.source) for g in got if g] == [
-        ("arterial", "timing"), ("portal venous", "timing"), ("delayed", "timing")]
-    plain = ct_phase(_ds(SeriesDescription="Body 1.0", ContrastBolusAgent=""), first)
-    assert plain is not None and plain.text == "non-contrast"
-    assert ct_phase(_ds(SeriesDescription="Body 1.0"), None) is None
-
-
-def _slice(aorta: float, liver: float) -> np.ndarray:
-    """64² HU image: body, liver, a vertebra (cortex + cancellous bone), the aorta."""
-    y, x = np.mgrid[0:64, 0:64]
-    hu = np.full((64, 64), -1000.0, dtype=np.float32)
-    hu[(x - 32) ** 2 / 900 + (y - 32) ** 2 / 600 <= 1] = 45
-    hu[(x - 22) ** 2 + (y - 26) ** 2 <= 64] = liver
-    hu[(x - 32) ** 2 + (y - 46) ** 2 <= 36] = 1000
-    hu[(x - 32) ** 2 + (y - 46) ** 2 <= 20] = 230
-    hu[(x - 34) ** 2 + (y - 34) ** 2 <= 4] = aorta
-    return hu
-
-
-@pytest.mark.parametrize(("aorta", "liver", "phase"), [
-    (40, 55, "non-contrast"), (320, 70, "arterial"), (170, 115, "portal venous")])
-def test_ct_phase_from_image_sets_bone_aside(aorta: float, liver: float, phase: str) -> None:
-    label = ct_phase_from_image([_slice(aorta, liver)] * 3)
-    assert (label.text, label.source) == (phase, "image")
 
 
 @pytest.mark.parametrize(("values", "reason"), [
@@ -86,6 +29,8 @@ def test_ct_phase_from_image_sets_bone_aside(aorta: float, liver: float, phase: 
     ({"Modality": "MR", "SeriesDescription": "3-plane loc"}, "localizer"),
     ({"Modality": "CT", "Manufacturer": "radraft"}, "radraft output"),
     ({"Modality": "CT", "SeriesDescription": "Abdomen 1.0"}, None),
+    ({"Modality": "MR", "SOPClassUID": "1.2.840.10008.5.1.4.1.1.30"},
+     "parametric map (float values with no display scale; not rendered)"),
 ])
 def test_exclusions(values: dict[str, object], reason: str | None) -> None:
     assert exclusion_reason(_ds(**values), has_pixels=True) == reason
@@ -107,3 +52,17 @@ def test_exclusions(values: dict[str, object], reason: str | None) -> None:
 ])
 def test_mr_sequences(values: dict[str, object], label: str) -> None:
     assert mr_sequence(_ds(**values)).text == label
+
+
+@pytest.mark.parametrize(("values", "kind"), [
+    ({"ImageType": ["ORIGINAL", "PRIMARY", "AXIAL"]}, ""),
+    ({"ImageType": ["DERIVED", "SECONDARY", "AXIAL"], "SeriesDescription": "CT WB"},
+     "secondary"),
+    ({"ImageType": ["DERIVED", "SECONDARY", "PROJECTION IMAGE"]}, "projection"),
+    ({"ImageType": ["DERIVED", "SECONDARY", "REFORMATTED"], "SeriesDescription": "Cor 3mm"},
+     "MPR"),
+    ({"ImageType": ["DERIVED", "SECONDARY"], "SeriesDescription": "MIP 10mm"}, "MIP"),
+    ({"ImageType": ["DERIVED", "PRIMARY", "PERFUSION", "RCBF"]}, "perfusion rcbf"),
+])
+def test_derived_images_are_named(values: dict[str, object], kind: str) -> None:
+    assert derived_kind(_ds(**values)) == kind

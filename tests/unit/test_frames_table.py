@@ -29,9 +29,11 @@ def test_budget_with_prior_slabs_and_table(tmp_path: Path) -> None:
     assert seq.segments[-1].frame_count == 10
     assert sum(s.frame_count for s in seq.segments[:3]) == 30
     lines = segment_table_text(seq).splitlines()
-    assert lines[0] == ("frames 0–9: CT abdomen, non-contrast, 2026-11-20, abdomen window, "
+    assert lines[0] == ('frames 0–9: CT abdomen series 1 "ABDOMEN NATIV 5mm" axial, '
+                        "non-contrast, 2026-11-20, abdomen window, "
                         "slab average of 30 slices (~3.0 per frame)")
-    assert lines[3].startswith("frames 30–39: CT abdomen, portal venous, 2025-11-20")
+    assert lines[3].startswith('frames 30–39: CT abdomen series 1 "ABDOMEN PORTAL VENOUS '
+                               '1.25mm" axial, portal venous, 2025-11-20')
     assert lines[3].endswith("PRIOR")
     # A slab frame lists its 3 source slices and cites the central one.
     ref = seq.refs[0]
@@ -71,7 +73,7 @@ def test_mip_and_sample_combination(tmp_path: Path) -> None:
     assert np.all(mip.frames >= sample.frames)
 
 
-def test_phase_guessed_from_pixels_when_metadata_is_silent(tmp_path: Path) -> None:
+def test_phase_measured_on_the_aorta_when_metadata_is_silent(tmp_path: Path) -> None:
     study = write_phantom_study(tmp_path / "c", slices=8, size=128)
     datasets = []
     for path in study.paths:
@@ -82,9 +84,12 @@ def test_phase_guessed_from_pixels_when_metadata_is_silent(tmp_path: Path) -> No
         datasets.append(ds)
     seq = build_frame_sequence(datasets, recipe=FrameRecipe(windows=["abdomen"],
                                                             frame_size=32))
+    # Unenhanced aorta inside muscle: not outlined, not located, nothing asserted; the
+    # portal venous aorta (160 HU) is IV contrast of no stated phase.
     assert [(s.label, s.label_source) for s in seq.segments] == [
-        ("non-contrast", "image"), ("arterial", "image"), ("portal venous", "image")]
-    assert "arterial (guessed from the image)" in segment_table_text(seq)
+        ("contrast phase not determined", ""), ("arterial", "image"),
+        ("IV contrast, phase not determined", "image")]
+    assert "arterial (image: aorta 3" in segment_table_text(seq)
 
 
 def test_series_include_and_budget_exclusions_are_listed(tmp_path: Path) -> None:

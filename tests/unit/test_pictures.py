@@ -6,11 +6,12 @@ from pathlib import Path
 
 import av
 import numpy as np
+from PIL import Image, ImageDraw
 
 from radraft.core.settings import FrameRecipe
-from radraft.reporting.frames import build_frame_sequence
+from radraft.reporting.frames import build_frame_sequence, segment_line
 from radraft.reporting.phantom import write_phantom_study
-from radraft.reporting.pictures import contact_sheet, write_mp4
+from radraft.reporting.pictures import _font, _wrap, contact_sheet, write_mp4
 
 
 def test_contact_sheet_and_mp4(tmp_path: Path) -> None:
@@ -19,10 +20,15 @@ def test_contact_sheet_and_mp4(tmp_path: Path) -> None:
         windows=["abdomen", "bone"], frame_size=64, max_frames=64))
     assert len(seq.segments) == 6
     sheet = contact_sheet(seq, thumb=32, columns=4)
-    # One band per segment: a 22-pixel title and two rows of 32-pixel tiles (6 frames / 4).
-    assert sheet.size == (4 * 32, 6 * (22 + 2 * 32))
+    # One band per segment: its whole table line wrapped (18 pixels a line, 4 below) and
+    # two rows of 32-pixel tiles (6 frames / 4).
+    draw = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    lines = [len(_wrap(segment_line(seg).replace("–", "-"), draw, _font(14), 4 * 32 - 8))
+             for seg in seq.segments]
+    assert sheet.size == (4 * 32, sum(4 + 18 * n + 2 * 32 for n in lines))
+    top = 4 + 18 * lines[0]
     pixels = np.asarray(sheet)
-    assert pixels[22:54, :32].max() > 200  # the first tile shows the bright spine
+    assert pixels[top + 12:top + 32, :32].max() > 200  # the first tile shows the spine
     path = write_mp4(seq, tmp_path / "seq.mp4", fps=4)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]

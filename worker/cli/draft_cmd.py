@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -16,7 +17,8 @@ def draft(
                                      help="Folder with one study's DICOM files."),
     out: Path = typer.Option(..., "--out", "-o", help="Where the outputs are written."),
     prior: list[Path] = typer.Option([], "--prior", help="Folder of a prior study (repeatable)."),
-    profile: str = typer.Option("ct-generic", "--profile", "-p", help="Profile name."),
+    profile: str = typer.Option("auto", "--profile", "-p",
+                                help="Profile name, or auto (from modality and body part)."),
 ) -> None:
     """Draft one study: SR, TID 1500, KOS, HL7 ORU (and ED alert), text/HTML, contact sheet."""
     from radraft.worker.draft_local import consistency_summary, draft_folder
@@ -29,8 +31,10 @@ def draft(
         )
     except RadraftError as exc:
         raise fail(str(exc), 1) from None
+    report = json.loads(written["report"].read_text())
     typer.echo(f"drafted {study_dir} with {product.model_name}: {product.frame_count} frames, "
-               f"triage {product.triage_level}")
+               f"triage {product.triage_level}, profile {report['profile']} "
+               f"({report['profile_chosen_by']})")
     typer.echo("  " + ", ".join(f"{k} {v:.2f} s" for k, v in product.timings.items()))
     check = consistency_summary(product)
     typer.echo(f"  consistency: {check['state']}, re-asked {check.get('reasks', 0)}x, "
