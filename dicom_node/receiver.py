@@ -24,6 +24,7 @@ from pynetdicom import AE, _config, evt
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
+from radraft.core import log_safe
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
 from radraft.dicom_node import file_meta, received_file
@@ -207,6 +208,7 @@ def receiver_process_main(
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    log_safe.install()  # peer values (UIDs, AE titles) cannot forge a log line
     # pynetdicom's chunk files are created in the temp dir: keep it on the store's file
     # system so the final rename is atomic and costs no copy. This process owns it.
     tempfile.tempdir = str(settings.data_dir / "tmp")

@@ -7,13 +7,15 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from radraft.core.errors import TransientDeliveryError
+from radraft.core.errors import PermanentDeliveryError, TransientDeliveryError
+from radraft.core.log_safe import safe
 from radraft.core.settings import (
     DicomDestination,
     FolderDestination,
     Hl7Destination,
     Settings,
 )
+from radraft.core.uids import is_valid_uid
 from radraft.dicom_node.client import Peer, store_bytes
 
 SUFFIX = {"sr": ".dcm", "tid1500": ".dcm", "kos": ".dcm", "oru": ".hl7", "alert": ".hl7",
@@ -48,8 +50,21 @@ def send_hl7(dest: Hl7Destination, payload: bytes) -> str:
 
 
 def write_folder(dest: FolderDestination, study_uid: str, name: str, payload: bytes) -> Path:
-    """Write `payload` as <path>/<study>/<name> atomically (temp, fsync, rename, dir fsync)."""
-    folder = dest.path / study_uid
+    """Write `payload` as <path>/<study>/<name> atomically (temp, fsync, rename, dir fsync).
+
+    The study UID came from a sender: it names the folder only when it is a valid DICOM UID
+    (digits and dots, so no `..`, `/` or absolute path), and the result is checked to lie
+    inside the destination; anything else is refused, never cleaned up into another name.
+    """
+    if not is_valid_uid(study_uid):
+        raise PermanentDeliveryError(
+            f"study UID {safe(study_uid)} is not a valid DICOM UID: not used as a folder name")
+    if "/" in name or name.startswith("."):
+        raise PermanentDeliveryError(f"output name {safe(name)} is not a plain file name")
+    root = dest.path.resolve()
+    folder = root / study_uid
+    if folder.parent != root:
+        raise PermanentDeliveryError(f"folder for {safe(study_uid)} falls outside {root}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name
