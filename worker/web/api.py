@@ -156,7 +156,7 @@ def rules(console: ConsoleDep, _me: PrincipalDep) -> RulesView:
 
 
 @router.post("/rules/test", response_model=RuleTestResult)
-def test_rules(body: RuleTest, console: ConsoleDep, db: DbDep, _me: AnyRole,
+def test_rules(body: RuleTest, console: ConsoleDep, db: DbDep, _me: EditRules,
                ) -> RuleTestResult:
     return try_rules(db, console.settings, console.rules, body.study_uid, body.text)
 
