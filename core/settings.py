@@ -101,6 +101,12 @@ class WebSettings(_Strict):
     port: int = Field(8080, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("")
     escalate_after_minutes: float = Field(15.0, gt=0)
+    # Session cookies always carry Secure (set it behind a TLS-terminating proxy such as a
+    # Kubernetes Ingress); otherwise Secure follows the request's scheme.
+    secure_cookies: bool = False
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs):
+    # the client address the login throttle counts and the scheme come from them.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
 
 
 class ModelSettings(_Strict):
