@@ -61,7 +61,9 @@ class SiteSettings(_Strict):
 
 class DicomSettings(_Strict):
     ae_title: str = "RADRAFT"
-    host: str = "0.0.0.0"
+    # Loopback unless configured: a door opens to the network only by a written decision
+    # (deploy/ configurations set 0.0.0.0; README "Security").
+    host: str = "127.0.0.1"
     port: int = Field(11112, ge=1, le=65535)
     allowed_calling_aets: list[str] = Field(default_factory=list)
     stable_seconds: float = Field(30.0, gt=0)
@@ -80,7 +82,9 @@ class DicomSettings(_Strict):
 
 
 class Hl7Settings(_Strict):
-    host: str = "0.0.0.0"
+    # Loopback unless configured: a door opens to the network only by a written decision
+    # (deploy/ configurations set 0.0.0.0; README "Security").
+    host: str = "127.0.0.1"
     port: int = Field(2575, ge=1, le=65535)
     max_message_bytes: int = Field(1 << 20, gt=0)
     idle_timeout_s: float = Field(300.0, gt=0)
@@ -94,6 +98,12 @@ class Hl7Settings(_Strict):
     tls_ca: Path | None = None  # when set, senders must present a certificate it signed
     # An order arriving this long after its study became stable re-evaluates the rules.
     order_grace_s: float = Field(3600.0, ge=0)
+    # Who may send: addresses, CIDR networks, "CN=<client certificate name>" (README
+    # "Security"); empty: anyone who reaches the port. Others are disconnected unread.
+    allowed_senders: list[str] = Field(default_factory=list)
+    # A batch (FHS/BHS) of more messages is refused whole with AR: one sender's batch cannot
+    # hold the shared writer for seconds.
+    max_batch_messages: int = Field(1000, ge=1)
 
 
 class WebSettings(_Strict):
@@ -140,7 +150,16 @@ class ProfileSettings(_Strict):
     prior_window_days: int = Field(1825, ge=0)
 
 
-class DicomDestination(_Strict):
+class _TlsClient(_Strict):
+    # TLS to the peer (README "Security"): its certificate is checked against tls_ca (else
+    # the system's trust store) and `host`; tls_cert/tls_key: radraft's client certificate.
+    tls: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class DicomDestination(_TlsClient):
     kind: Literal["dicom"]
     host: str
     port: int = Field(ge=1, le=65535)
@@ -148,7 +167,7 @@ class DicomDestination(_Strict):
     timeout_s: float = Field(30.0, gt=0)
 
 
-class Hl7Destination(_Strict):
+class Hl7Destination(_TlsClient):
     kind: Literal["hl7"]
     host: str
     port: int = Field(ge=1, le=65535)

@@ -155,3 +155,38 @@ def running_serve(tmp: Path, db_url: str, **extra: Any) -> Iterator[Served]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(10)
+
+
+@dataclass
+class Pki:
+    """A test CA and certificates made by openssl (never checked in)."""
+
+    folder: Path
+    ca: Path
+
+    def pair(self, name: str) -> tuple[Path, Path]:
+        return self.folder / f"{name}.crt", self.folder / f"{name}.key"
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    done = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def make_pki(folder: Path, *names: str) -> Pki:
+    """A CA plus one certificate per common name in `names` (each valid for localhost and
+    127.0.0.1 as a server and as a client)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+             "/CN=radraft test CA", "-keyout", "ca.key", "-out", "ca.crt", cwd=folder)
+    for name in names:
+        _openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=folder)
+        (folder / f"{name}.ext").write_text(
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+            "extendedKeyUsage=serverAuth,clientAuth\n")
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+                 "-CAcreateserial", "-days", "2", "-extfile", f"{name}.ext",
+                 "-out", f"{name}.crt", cwd=folder)
+    return Pki(folder, folder / "ca.crt")

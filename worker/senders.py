@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from radraft.core.settings import (
     Hl7Destination,
     Settings,
 )
+from radraft.core.tls import client_context
 from radraft.core.uids import is_valid_uid
 from radraft.dicom_node.client import Peer, store_bytes
 
@@ -45,7 +47,12 @@ def _mllp_sender() -> Hl7Send:
 
 
 def send_hl7(dest: Hl7Destination, payload: bytes) -> str:
-    ack = _mllp_sender()(dest.host, dest.port, payload, timeout_s=dest.timeout_s)
+    try:
+        tls = client_context(dest)
+    except (OSError, ssl.SSLError) as exc:  # a missing or unreadable certificate file
+        raise PermanentDeliveryError(f"TLS settings of {dest.host}:{dest.port}: {exc}") \
+            from exc
+    ack = _mllp_sender()(dest.host, dest.port, payload, timeout_s=dest.timeout_s, tls=tls)
     return f"HL7 {getattr(ack, 'code', 'AA')}"
 
 
