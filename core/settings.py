@@ -295,6 +295,7 @@ class Settings(BaseSettings):
                 self.broker_url = "sqla+" + self.database_url
             else:
                 self.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+        _refuse_placeholders(self)
         return self
 
     @property
@@ -315,6 +316,24 @@ class Settings(BaseSettings):
         data["database_url"] = _mask_url(self.database_url)
         data["broker_url"] = _mask_url(self.broker_url)
         return data
+
+
+PLACEHOLDER = "change-me"  # what deploy/k8s/secret.yaml ships: never a real secret
+
+
+def _refuse_placeholders(settings: Settings) -> None:
+    """Start with a placeholder secret? No: a deployment that forgot to set one fails loudly
+    instead of running with a password everyone can read in the repository."""
+    for key, url in (("database_url", settings.database_url),
+                     ("broker_url", settings.broker_url)):
+        creds = url.partition("://")[2].rpartition("@")[0]
+        if creds.partition(":")[2] == PLACEHOLDER:
+            raise ValueError(f"{key}: the password is the placeholder {PLACEHOLDER!r}; "
+                             "set a real one")
+    for key, secret in (("web.secret_key", settings.web.secret_key),
+                        ("model.api_key", settings.model.api_key)):
+        if secret.get_secret_value() == PLACEHOLDER:
+            raise ValueError(f"{key}: the placeholder {PLACEHOLDER!r}; set a real secret")
 
 
 def _mask_url(url: str) -> str:
