@@ -72,6 +72,12 @@ class DicomSettings(_Strict):
     receive_processes: int = Field(1, ge=1, le=32)
     maximum_pdu_size: int = Field(0, ge=0)
     network_timeout_s: float = Field(60.0, gt=0)
+    # DICOM TLS (README "Security"): certificate and key turn it on; a CA requires client
+    # certificates it signed; tls_peers ties calling AE titles to certificate common names.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_peers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("ae_title")
     @classmethod

@@ -14,6 +14,7 @@ import logging
 import multiprocessing as mp
 import signal
 import socket
+import ssl
 import tempfile
 import threading
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from pynetdicom.transport import ThreadedAssociationServer
 from radraft.core import log_safe
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
-from radraft.dicom_node import file_meta, received_file
+from radraft.dicom_node import file_meta, received_file, tls
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.dispatch import ENDED, no_delay, receive_connection
 from radraft.dicom_node.early_sync import EarlySync
@@ -46,11 +47,13 @@ class NodeServer(ThreadedAssociationServer):
 
     daemon_threads = True
     early_sync: EarlySync  # set by Receiver.start, read by FastRequestHandler
+    tls: ssl.SSLContext | None = None  # DICOM TLS (dicom_node.tls), set by Receiver.start
+    tls_timeout_s: float = 60.0
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()
         no_delay(client)
-        return client, address
+        return tls.wrap(client, self.tls, self.tls_timeout_s), address
 
     def association_ended(self) -> None:
         """Called by each association's thread as it ends (FastRequestHandler)."""
@@ -82,7 +85,8 @@ class HandedServer(NodeServer):
             threading.Thread(target=self.shutdown, daemon=True).start()
             raise OSError("the node's dispatcher closed the channel")
         address = connection.getpeername()
-        return connection, (str(address[0]), int(address[1]))
+        return (tls.wrap(connection, self.tls, self.tls_timeout_s),
+                (str(address[0]), int(address[1])))
 
     def association_ended(self) -> None:
         with contextlib.suppress(OSError):  # the node is gone; nobody counts any more
@@ -163,6 +167,8 @@ class Receiver:
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
             *self.handler.assoc_log.handlers(),
         ]
+        if self.settings.dicom.tls_peers:
+            handlers.append((evt.EVT_REQUESTED, tls.identity_check(self.settings.dicom.tls_peers)))
         # Fed by the node's dispatcher, or listening on the port itself.
         extra: dict[str, Any] = {} if self.channel is None else {"channel": self.channel}
         server_class = NodeServer if self.channel is None else HandedServer
@@ -173,6 +179,8 @@ class Receiver:
         )
         assert isinstance(server, NodeServer)
         server.early_sync = self.early_sync
+        server.tls = tls.node_context(self.settings.dicom)
+        server.tls_timeout_s = self.settings.dicom.network_timeout_s
         # As AE.start_server does: the server's shutdown() unregisters itself from the AE.
         ae._servers.append(server)
         self._server = server

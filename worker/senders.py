@@ -27,9 +27,18 @@ SUFFIX = {"sr": ".dcm", "tid1500": ".dcm", "kos": ".dcm", "oru": ".hl7", "alert"
 Hl7Send = Callable[..., object]
 
 
+def _tls(dest: DicomDestination | Hl7Destination) -> ssl.SSLContext | None:
+    try:
+        return client_context(dest)
+    except (OSError, ssl.SSLError) as exc:  # a missing or unreadable certificate file
+        raise PermanentDeliveryError(f"TLS settings of {dest.host}:{dest.port}: {exc}") \
+            from exc
+
+
 def send_dicom(dest: DicomDestination, settings: Settings, payload: bytes) -> str:
     result = store_bytes(
-        Peer(dest.host, dest.port, dest.ae_title, settings.dicom.ae_title, dest.timeout_s),
+        Peer(dest.host, dest.port, dest.ae_title, settings.dicom.ae_title, dest.timeout_s,
+             tls=_tls(dest)),
         payload,
     )
     return f"C-STORE status 0x{result.status:04X}"
@@ -47,12 +56,8 @@ def _mllp_sender() -> Hl7Send:
 
 
 def send_hl7(dest: Hl7Destination, payload: bytes) -> str:
-    try:
-        tls = client_context(dest)
-    except (OSError, ssl.SSLError) as exc:  # a missing or unreadable certificate file
-        raise PermanentDeliveryError(f"TLS settings of {dest.host}:{dest.port}: {exc}") \
-            from exc
-    ack = _mllp_sender()(dest.host, dest.port, payload, timeout_s=dest.timeout_s, tls=tls)
+    ack = _mllp_sender()(dest.host, dest.port, payload, timeout_s=dest.timeout_s,
+                         tls=_tls(dest))
     return f"HL7 {getattr(ack, 'code', 'AA')}"
 
 
