@@ -61,7 +61,9 @@ class SiteSettings(_Strict):
 
 class DicomSettings(_Strict):
     ae_title: str = "RADRAFT"
-    host: str = "0.0.0.0"
+    # Loopback unless configured: a door opens to the network only by a written decision
+    # (deploy/ configurations set 0.0.0.0; README "Security").
+    host: str = "127.0.0.1"
     port: int = Field(11112, ge=1, le=65535)
     allowed_calling_aets: list[str] = Field(default_factory=list)
     stable_seconds: float = Field(30.0, gt=0)
@@ -81,6 +83,12 @@ class DicomSettings(_Strict):
     # deflated size once the inflated size exceeds 16 MiB.
     max_inflated_bytes: int = Field(512 << 20, ge=1 << 20)
     max_inflate_ratio: float = Field(200.0, gt=1)
+    # DICOM TLS (README "Security"): certificate and key turn it on; a CA requires client
+    # certificates it signed; tls_peers ties calling AE titles to certificate common names.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_ca: Path | None = None
+    tls_peers: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("ae_title")
     @classmethod
@@ -91,7 +99,9 @@ class DicomSettings(_Strict):
 
 
 class Hl7Settings(_Strict):
-    host: str = "0.0.0.0"
+    # Loopback unless configured: a door opens to the network only by a written decision
+    # (deploy/ configurations set 0.0.0.0; README "Security").
+    host: str = "127.0.0.1"
     port: int = Field(2575, ge=1, le=65535)
     max_message_bytes: int = Field(1 << 20, gt=0)
     idle_timeout_s: float = Field(300.0, gt=0)
@@ -105,6 +115,12 @@ class Hl7Settings(_Strict):
     tls_ca: Path | None = None  # when set, senders must present a certificate it signed
     # An order arriving this long after its study became stable re-evaluates the rules.
     order_grace_s: float = Field(3600.0, ge=0)
+    # Who may send: addresses, CIDR networks, "CN=<client certificate name>" (README
+    # "Security"); empty: anyone who reaches the port. Others are disconnected unread.
+    allowed_senders: list[str] = Field(default_factory=list)
+    # A batch (FHS/BHS) of more messages is refused whole with AR: one sender's batch cannot
+    # hold the shared writer for seconds.
+    max_batch_messages: int = Field(1000, ge=1)
 
 
 class WebSettings(_Strict):
@@ -112,6 +128,12 @@ class WebSettings(_Strict):
     port: int = Field(8080, ge=1, le=65535)
     secret_key: SecretStr = SecretStr("")
     escalate_after_minutes: float = Field(15.0, gt=0)
+    # Session cookies always carry Secure (set it behind a TLS-terminating proxy such as a
+    # Kubernetes Ingress); otherwise Secure follows the request's scheme.
+    secure_cookies: bool = False
+    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs):
+    # the client address the login throttle counts and the scheme come from them.
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
 
 
 class DicomwebSettings(_Strict):
@@ -180,7 +202,16 @@ class ProfileSettings(_Strict):
     finding_sites: list[str] = Field(default_factory=list)
 
 
-class DicomDestination(_Strict):
+class _TlsClient(_Strict):
+    # TLS to the peer (README "Security"): its certificate is checked against tls_ca (else
+    # the system's trust store) and `host`; tls_cert/tls_key: radraft's client certificate.
+    tls: bool = False
+    tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class DicomDestination(_TlsClient):
     kind: Literal["dicom"]
     host: str
     port: int = Field(ge=1, le=65535)
@@ -188,7 +219,7 @@ class DicomDestination(_Strict):
     timeout_s: float = Field(30.0, gt=0)
 
 
-class Hl7Destination(_Strict):
+class Hl7Destination(_TlsClient):
     kind: Literal["hl7"]
     host: str
     port: int = Field(ge=1, le=65535)
@@ -374,6 +405,7 @@ class Settings(BaseSettings):
                 self.broker_url = "sqla+" + self.database_url
             else:
                 self.broker_url = "amqp://guest:guest@127.0.0.1:5672//"
+        _refuse_placeholders(self)
         return self
 
     @property
@@ -394,6 +426,24 @@ class Settings(BaseSettings):
         data["database_url"] = _mask_url(self.database_url)
         data["broker_url"] = _mask_url(self.broker_url)
         return data
+
+
+PLACEHOLDER = "change-me"  # what deploy/k8s/secret.yaml ships: never a real secret
+
+
+def _refuse_placeholders(settings: Settings) -> None:
+    """Start with a placeholder secret? No: a deployment that forgot to set one fails loudly
+    instead of running with a password everyone can read in the repository."""
+    for key, url in (("database_url", settings.database_url),
+                     ("broker_url", settings.broker_url)):
+        creds = url.partition("://")[2].rpartition("@")[0]
+        if creds.partition(":")[2] == PLACEHOLDER:
+            raise ValueError(f"{key}: the password is the placeholder {PLACEHOLDER!r}; "
+                             "set a real one")
+    for key, secret in (("web.secret_key", settings.web.secret_key),
+                        ("model.api_key", settings.model.api_key)):
+        if secret.get_secret_value() == PLACEHOLDER:
+            raise ValueError(f"{key}: the placeholder {PLACEHOLDER!r}; set a real secret")
 
 
 def _mask_url(url: str) -> str:

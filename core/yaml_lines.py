@@ -49,15 +49,29 @@ def _to_python(node: yaml.Node, loc: Location, lines: LineMap) -> Any:
     return yaml.safe_load(yaml.serialize(node))
 
 
-def load_yaml_with_lines(path: Path) -> tuple[Any, LineMap]:
-    """Parse `path`; a syntax error becomes a ConfigError naming file and line."""
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses anchors and aliases (the "billion laughs" expansion) with an
+    error at the line of the first one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (&name, *name) are not allowed here",
+                event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def load_yaml_with_lines(path: Path, *, aliases: bool = True) -> tuple[Any, LineMap]:
+    """Parse `path`; a syntax error becomes a ConfigError naming file and line. With
+    `aliases=False` (files a console user can write) an anchor or alias is such an error."""
     lines = LineMap(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=yaml.SafeLoader if aliases else _NoAliasLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
+from radraft.dicom_node import tls
 from radraft.dicom_node.dispatch import Dispatcher
 from radraft.dicom_node.purge import purge_for_settings
 from radraft.dicom_node.receiver import Receiver
@@ -54,6 +55,7 @@ class DicomNode:
         return self.settings.dicom.port
 
     def start(self) -> None:
+        tls.node_context(self.settings.dicom)  # a TLS misconfiguration fails here, loudly
         store = InstanceStore(self.settings.dicom_dir)
         store.prepare()
         report = repair_index(store, self.sessions, uid_root=self.settings.site.uid_root)

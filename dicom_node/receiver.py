@@ -29,7 +29,7 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
-from radraft.dicom_node import fast
+from radraft.dicom_node import fast, tls
 from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.leftovers import LeftoverSweeper
 from radraft.dicom_node.peers import PeerLimit
@@ -105,6 +105,12 @@ class Receiver:
             fast.uninstall()  # a process that ran the fast path before (tests)
             log.info("DICOM receive path: pynetdicom's stock path (dicom.fast_receive off)")
             return False
+        if self.settings.dicom.tls_cert:
+            # The fast path reads plain TCP straight into its buffers; TLS associations take
+            # pynetdicom's stock path, which reads through the TLS socket.
+            fast.uninstall()
+            log.info("DICOM receive path: pynetdicom's stock path (DICOM TLS is on)")
+            return False
         return fast.install()  # False: versions differ, logged once by fast
 
     def start(self) -> None:
@@ -122,6 +128,9 @@ class Receiver:
         ]
         if not self.fast:  # the fast path counts arrivals in its socket instead
             handlers.append((evt.EVT_DATA_RECV, self._data_received))
+        if self.settings.dicom.tls_peers:
+            handlers.append((evt.EVT_REQUESTED,
+                             tls.identity_check(self.settings.dicom.tls_peers)))
         # Fed by the node's dispatcher, or listening on the port itself.
         extra: dict[str, Any] = {} if self.channel is None else {"channel": self.channel}
         server_class = NodeServer if self.channel is None else HandedServer
@@ -132,6 +141,8 @@ class Receiver:
         assert isinstance(server, NodeServer)
         server.read_timeout_s = self.settings.dicom.network_timeout_s
         server.peers = PeerLimit(self.settings.dicom.max_associations_per_peer)
+        server.tls = tls.node_context(self.settings.dicom)
+        server.tls_timeout_s = self.settings.dicom.network_timeout_s
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, name="dicom-acceptor", daemon=True

@@ -11,6 +11,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from radraft.core import log_safe
 from radraft.core.settings import Settings
 from radraft.dicom_node.errors import NodeStartError
 from radraft.dicom_node.receiver import Receiver
@@ -37,6 +38,7 @@ def receiver_process_main(
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(processName)s %(message)s")
+    log_safe.install()  # peer values (UIDs, AE titles) cannot forge a log line
     receiver = Receiver(settings, lambda: purge(settings), channel)
     receiver.start()
     ready.set()

@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import socket
 import socketserver
+import ssl
 import threading
 from typing import Any
 
 from pynetdicom.transport import ThreadedAssociationServer
 
+from radraft.dicom_node import tls
 from radraft.dicom_node.dispatch import ENDED, no_delay, receive_connection
 from radraft.dicom_node.peers import PeerLimit, reject
 
@@ -27,11 +29,13 @@ class NodeServer(ThreadedAssociationServer):
     daemon_threads = True
     read_timeout_s: float = 60.0
     peers: PeerLimit = PeerLimit(1 << 30)
+    tls: ssl.SSLContext | None = None  # DICOM TLS (dicom_node.tls), set by Receiver.start
+    tls_timeout_s: float = 60.0
 
     def get_request(self) -> tuple[socket.socket, tuple[str, int]]:
         client, address = super().get_request()
         no_delay(client)
-        return client, address
+        return tls.wrap(client, self.tls, self.tls_timeout_s), address
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
         request.settimeout(self.read_timeout_s)
@@ -77,7 +81,8 @@ class HandedServer(NodeServer):
             threading.Thread(target=self.shutdown, daemon=True).start()
             raise OSError("the node's dispatcher closed the channel")
         address = connection.getpeername()
-        return connection, (str(address[0]), int(address[1]))
+        return (tls.wrap(connection, self.tls, self.tls_timeout_s),
+                (str(address[0]), int(address[1])))
 
     def association_ended(self, peer: str) -> None:
         super().association_ended(peer)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from radraft.core.errors import Hl7Error, PermanentDeliveryError, TransientDeliveryError
 from radraft.ehr.er7 import Message, parse
 
+MAX_ACK_BYTES = 1 << 20
 START = b"\x0b"
 END = b"\x1c\x0d"
 
@@ -106,6 +107,9 @@ def send_mllp(
                 if not chunk:
                     raise TransientDeliveryError(f"{host}:{port} closed before the ACK")
                 buffer += chunk
+                if len(buffer) > MAX_ACK_BYTES:  # an ACK is a few hundred bytes
+                    raise TransientDeliveryError(
+                        f"{host}:{port}: answer over {MAX_ACK_BYTES} bytes without an end")
     except TimeoutError as exc:
         raise TransientDeliveryError(f"{host}:{port}: no answer within the timeout") from exc
     except OSError as exc:

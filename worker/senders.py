@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib
 import os
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 
-from radraft.core.errors import TransientDeliveryError
+from radraft.core.errors import PermanentDeliveryError, TransientDeliveryError
+from radraft.core.log_safe import safe
 from radraft.core.settings import (
     DicomDestination,
     DicomwebDestination,
@@ -15,6 +17,8 @@ from radraft.core.settings import (
     Hl7Destination,
     Settings,
 )
+from radraft.core.tls import client_context
+from radraft.core.uids import is_valid_uid
 from radraft.dicom_node.client import Peer, store_bytes
 from radraft.dicom_node.client.stow import StowTarget, stow_bytes
 
@@ -25,9 +29,18 @@ SUFFIX = {"sr": ".dcm", "tid1500": ".dcm", "kos": ".dcm", "oru": ".hl7", "alert"
 Hl7Send = Callable[..., object]
 
 
+def _tls(dest: DicomDestination | Hl7Destination) -> ssl.SSLContext | None:
+    try:
+        return client_context(dest)
+    except (OSError, ssl.SSLError) as exc:  # a missing or unreadable certificate file
+        raise PermanentDeliveryError(f"TLS settings of {dest.host}:{dest.port}: {exc}") \
+            from exc
+
+
 def send_dicom(dest: DicomDestination, settings: Settings, payload: bytes) -> str:
     result = store_bytes(
-        Peer(dest.host, dest.port, dest.ae_title, settings.dicom.ae_title, dest.timeout_s),
+        Peer(dest.host, dest.port, dest.ae_title, settings.dicom.ae_title, dest.timeout_s,
+             tls=_tls(dest)),
         payload,
     )
     return f"C-STORE status 0x{result.status:04X}"
@@ -53,13 +66,27 @@ def _mllp_sender() -> Hl7Send:
 
 
 def send_hl7(dest: Hl7Destination, payload: bytes) -> str:
-    ack = _mllp_sender()(dest.host, dest.port, payload, timeout_s=dest.timeout_s)
+    ack = _mllp_sender()(dest.host, dest.port, payload, timeout_s=dest.timeout_s,
+                         tls=_tls(dest))
     return f"HL7 {getattr(ack, 'code', 'AA')}"
 
 
 def write_folder(dest: FolderDestination, study_uid: str, name: str, payload: bytes) -> Path:
-    """Write `payload` as <path>/<study>/<name> atomically (temp, fsync, rename, dir fsync)."""
-    folder = dest.path / study_uid
+    """Write `payload` as <path>/<study>/<name> atomically (temp, fsync, rename, dir fsync).
+
+    The study UID came from a sender: it names the folder only when it is a valid DICOM UID
+    (digits and dots, so no `..`, `/` or absolute path), and the result is checked to lie
+    inside the destination; anything else is refused, never cleaned up into another name.
+    """
+    if not is_valid_uid(study_uid):
+        raise PermanentDeliveryError(
+            f"study UID {safe(study_uid)} is not a valid DICOM UID: not used as a folder name")
+    if "/" in name or name.startswith("."):
+        raise PermanentDeliveryError(f"output name {safe(name)} is not a plain file name")
+    root = dest.path.resolve()
+    folder = root / study_uid
+    if folder.parent != root:
+        raise PermanentDeliveryError(f"folder for {safe(study_uid)} falls outside {root}")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / name

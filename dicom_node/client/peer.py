@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ class Peer:
     ae_title: str
     calling_ae_title: str = "RADRAFT"
     timeout_s: float = 30.0
+    # DICOM TLS to the peer (core.tls.client_context): chain and host name checked.
+    tls: ssl.SSLContext | None = None
 
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
@@ -52,6 +55,8 @@ def associate(
     ae = _new_ae(peer)
     for abstract, syntaxes in contexts:
         ae.add_requested_context(abstract, list(syntaxes))
+    if peer.tls is not None:
+        kwargs["tls_args"] = (peer.tls, peer.host)
     assoc = ae.associate(peer.host, peer.port, ae_title=peer.ae_title, **kwargs)
     if assoc.is_rejected:
         rsp = assoc.acceptor.primitive

@@ -51,6 +51,7 @@ from radraft.dicom_node.rules.model import (
     RuleSet,
     TimeWindow,
 )
+from radraft.dicom_node.rules.regex import compile_pattern
 
 RULE_KEYS = {"name", "match", "action", "profile", "priority", "destinations", "continue",
              "default", "description"}
@@ -72,6 +73,8 @@ _RANGE: dict[str, Callable[[StudyFacts], int | None]] = {
     "series_count": lambda f: f.series_count,
 }
 MATCH_KEYS = set(_ANY_OF) | set(_REGEX) | set(_RANGE) | {"time"}
+# A rules file is a page or two of YAML; the bound keeps one pasted into the console small.
+MAX_RULES_BYTES = 64 * 1024
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
 
@@ -105,9 +108,9 @@ def _condition(key: str, value: Any, loc: Location, errors: _Errors) -> Conditio
             errors.add(loc, "expected a regular expression (a string)")
             return None
         try:
-            return Matches(key, re.compile(value), _REGEX[key])
-        except re.error as exc:
-            errors.add(loc, f"invalid regular expression: {exc}")
+            return Matches(key, compile_pattern(value), _REGEX[key])
+        except ValueError as exc:
+            errors.add(loc, str(exc))
             return None
     if key in _RANGE:
         return _range(key, value, loc, errors)
@@ -242,7 +245,15 @@ def load_rules(
 
     With `profiles` / `destinations` (the configured names) the names rules use are checked too.
     """
-    data, lines = load_yaml_with_lines(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    if size > MAX_RULES_BYTES:
+        raise ConfigError(f"{path}: {size} bytes; a rules file holds at most {MAX_RULES_BYTES}")
+    # Anchors and aliases are refused: a few hundred bytes of nested aliases expand to
+    # billions of nodes (a "billion laughs"), and rules never need them.
+    data, lines = load_yaml_with_lines(path, aliases=False)
     errors = _Errors(lines)
     raw_rules: Any = data.get("rules") if isinstance(data, dict) else None
     if isinstance(data, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import time
@@ -11,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from radraft.core.types import Priority
 from radraft.dicom_node.rules.facts import StudyFacts
+from radraft.dicom_node.rules.regex import Pattern
 
 Action = Literal["draft", "ignore"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -44,10 +44,10 @@ class AnyOf:
 
 @dataclass(frozen=True)
 class Matches:
-    """The fact matches a regular expression (re.search)."""
+    """The fact matches a regular expression (search; RE2, see rules.regex)."""
 
     key: str
-    pattern: re.Pattern[str]
+    pattern: Pattern
     fact: Callable[[StudyFacts], str | None]
 
     def check(self, facts: StudyFacts, zone: ZoneInfo) -> Verdict:

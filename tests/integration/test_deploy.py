@@ -4,6 +4,7 @@ tools, and the example config and rules load with radraft's own loaders."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -23,12 +24,19 @@ DEPLOY = REPO / "deploy"
 VENV_BIN = Path(sys.executable).parent
 
 
-def _run(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+SECRETS = {"RADRAFT_DB_PASSWORD": "db-secret-1", "RADRAFT_RABBITMQ_PASSWORD": "mq-secret-1",
+           "RADRAFT_WEB_SECRET": "web-secret-1"}
+
+
+def _run(*argv: str, cwd: Path = REPO,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=120, check=False,
+                          env=env)
 
 
 def _compose() -> dict[str, Any]:
-    result = _run("/usr/bin/docker-compose", "-f", str(DEPLOY / "compose.yaml"), "config")
+    result = _run("/usr/bin/docker-compose", "-f", str(DEPLOY / "compose.yaml"), "config",
+                  env={**os.environ, **SECRETS})
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = yaml.safe_load(result.stdout)
     return data

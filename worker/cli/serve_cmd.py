@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from radraft.core import log_safe
 from radraft.core.errors import ConfigError
 from radraft.worker.cli.context import fail, state
 
@@ -18,6 +19,7 @@ def serve(ctx: typer.Context) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_safe.install()  # peer values (UIDs, MSH-10, AE titles) cannot forge a log line
     try:
         run_serve(settings)
     except ConfigError as exc:

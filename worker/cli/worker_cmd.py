@@ -7,6 +7,7 @@ import os
 
 import typer
 
+from radraft.core import log_safe
 from radraft.worker.cli.context import fail, state
 
 
@@ -35,6 +36,7 @@ def worker(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    log_safe.install()  # peer values (UIDs, MSH-10, AE titles) cannot forge a log line
     chosen = [q.strip() for q in queues.split(",") if q.strip()]
     unknown = sorted(set(chosen) - set(QUEUES))
     if unknown or not chosen:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +16,14 @@ from radraft.core import audit
 from radraft.core.db import Delivery, Draft, RuleDecision, db_now
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
-from radraft.dicom_node.rules import RuleSet, RulesWatcher, facts_for_study, load_rules
+from radraft.dicom_node.rules import (
+    RuleSet,
+    RulesWatcher,
+    StudyFacts,
+    facts_for_study,
+    load_rules,
+)
+from radraft.dicom_node.rules.sandbox import Checked, SandboxError, check_text
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.web.auth import Principal
 from radraft.worker.web.queries import decision_row
@@ -128,35 +134,33 @@ def rules_view(settings: Settings, watcher: RulesWatcher) -> RulesView:
                      rules=_rule_rows(current))
 
 
-def _parse_text(settings: Settings, text: str) -> RuleSet:
-    """Check an edited text by loading it from a temporary file (the loader reads files;
-    the rules folder may be read-only, so the system's temporary folder)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False,
-                                     encoding="utf-8") as handle:
-        handle.write(text)
+def _check_text(settings: Settings, text: str, facts: StudyFacts | None = None) -> Checked:
+    """Check an edited text (and decide `facts` with it) in a child process with time and
+    memory limits: a console user's YAML and patterns never run in the serving process."""
     try:
-        return _load(settings, Path(handle.name))
-    except ConfigError as exc:
-        raise ActionError(str(exc).replace(handle.name, "(edited text)")) from None
-    finally:
-        os.unlink(handle.name)
+        return check_text(text, timezone=settings.site.timezone,
+                          profiles=settings.profiles.keys(),
+                          destinations=settings.destinations.keys(), facts=facts)
+    except SandboxError as exc:
+        raise ActionError(str(exc)) from None
 
 
 def try_rules(session: Session, settings: Settings, watcher: RulesWatcher, study_uid: str,
                text: str = "") -> RuleTestResult:
     """The decision the rules (the edited `text`, else those in force) give a received
     study now. Nothing is recorded."""
-    rules = _parse_text(settings, text) if text.strip() else watcher.current()
     try:
         facts = facts_for_study(session, study_uid.strip(), now=db_now(session))
     except LookupError as exc:
         raise ActionError(str(exc), 404) from None
+    decided = (_check_text(settings, text, facts).outcomes if text.strip()
+               else watcher.current().decide(facts))
     now = db_now(session)
     outcomes = [decision_row(RuleDecision(
         study_uid=study_uid, version="(test)", rule_name=o.rule_name, action=o.action,
         profile=o.profile, priority=o.priority.value if o.priority else "",
         destinations=list(o.destinations), reasons=list(o.reasons), decided_at=now,
-    )) for o in rules.decide(facts)]
+    )) for o in decided]
     return RuleTestResult(study_uid=study_uid, outcomes=outcomes,
                           source="edited text" if text.strip() else "rules in force")
 
@@ -168,7 +172,7 @@ def save_rules(session: Session, settings: Settings, watcher: RulesWatcher, text
     path = settings.rules_file
     if path is None:
         raise ActionError("no rules file configured (rules_file): nothing to save to")
-    rules = _parse_text(settings, text)
+    checked = _check_text(settings, text)
     tmp = path.with_name(f".{path.name}.console-{os.getpid()}")
     try:
         with tmp.open("w", encoding="utf-8") as handle:
@@ -181,7 +185,7 @@ def save_rules(session: Session, settings: Settings, watcher: RulesWatcher, text
         raise ActionError(f"cannot write {path}: {exc.strerror}") from None
     watcher.poll()
     audit.record(session, "rules.changed", actor=who.username, path=str(path),
-                 sha256=hashlib.sha256(text.encode()).hexdigest(), rules=len(rules.rules))
+                 sha256=hashlib.sha256(text.encode()).hexdigest(), rules=checked.rules)
     session.commit()
     return rules_view(settings, watcher)
 

@@ -24,8 +24,13 @@ from radraft.worker.web.actions import (
 from radraft.worker.web.auth import PERMISSIONS, Principal
 from radraft.worker.web.deps import COOKIE, ConsoleDep, DbDep, PrincipalDep, api_action
 from radraft.worker.web.ops_queries import DELIVERY_FILTERS, delivery_rows, ed_rows, queues_view
-from radraft.worker.web.pages_login import LoginRefused, login_user, set_session_cookie
-from radraft.worker.web.pages_studies import study_filter
+from radraft.worker.web.pages_login import (
+    LoginRefused,
+    client_address,
+    login_user,
+    set_session_cookie,
+)
+from radraft.worker.web.pages_studies import Hours, study_filter
 from radraft.worker.web.queries import study_detail, study_rows
 from radraft.worker.web.views import (
     DeliveryRow,
@@ -84,13 +89,14 @@ def login(body: Login, request: Request, console: ConsoleDep, db: DbDep) -> Resp
     """A JSON body (a cross-site form cannot send one without CORS, which the console does
     not allow): opens a session cookie and returns the CSRF token."""
     try:
-        value = login_user(console, db, body.username, body.password)
+        value = login_user(console, db, body.username, body.password,
+                           client_address(request))
     except LoginRefused as exc:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
     principal = console.store.resolve(db, value)
     assert principal is not None
     response = JSONResponse(_me(principal).model_dump())
-    set_session_cookie(response, request, value)
+    set_session_cookie(response, request, value, console)
     return response
 
 
@@ -109,14 +115,14 @@ def me(principal: PrincipalDep) -> Me:
 
 @router.get("/studies", response_model=list[StudyRow])
 def studies(db: DbDep, _me: PrincipalDep, q: str = "", job_state: str = "", rule: str = "",
-            modality: str = "", hours: float | None = None, flagged: bool = False,
+            modality: str = "", hours: Hours = None, flagged: bool = False,
             ) -> list[StudyRow]:
     """Received studies, newest first (at most 200): received, stable, rule, job state,
     timings. Filters as on the page."""
     return study_rows(db, study_filter(q, job_state, rule, modality, hours, flagged))
 
 
-@router.get("/studies/{study_uid}", response_model=StudyDetail)
+@router.get("/studies/{study_uid:path}", response_model=StudyDetail)
 def study(db: DbDep, _me: PrincipalDep, study_uid: str) -> StudyDetail:
     detail = study_detail(db, study_uid)
     if detail is None:
@@ -156,7 +162,7 @@ def rules(console: ConsoleDep, _me: PrincipalDep) -> RulesView:
 
 
 @router.post("/rules/test", response_model=RuleTestResult)
-def test_rules(body: RuleTest, console: ConsoleDep, db: DbDep, _me: AnyRole,
+def test_rules(body: RuleTest, console: ConsoleDep, db: DbDep, _me: EditRules,
                ) -> RuleTestResult:
     return try_rules(db, console.settings, console.rules, body.study_uid, body.text)
 

@@ -79,6 +79,9 @@ def _templates(settings: Settings) -> Jinja2Templates:
         return f"{value:.1f} s" if value < 120 else f"{value / 60:.1f} min"
 
     templates.env.globals["viewer_url"] = viewer_link(settings.viewer.url_template)
+    # A UID in a link: every character but the unreserved ones percent-encoded, '/' too (a
+    # browser would otherwise resolve `..` segments of a hostile UID before sending).
+    templates.env.filters["urlpart"] = lambda value: quote(str(value), safe="")
     templates.env.filters["local"] = local
     templates.env.filters["seconds"] = seconds
     templates.env.globals["timezone"] = settings.site.timezone
@@ -154,6 +157,14 @@ def _handlers(app: FastAPI, console: Console) -> None:
         return render(console, request, "error.html", status_code=exc.status_code,  # type: ignore[no-any-return]
                       message=str(exc.detail))
 
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> Response:
+        # Answered by Starlette's outermost error middleware, past _headers_and_log: the
+        # security headers are added here, and the details stay in the server's log.
+        log.error("%s %s failed: %s", request.method, request.url.path, type(exc).__name__)
+        return secure_headers(request, JSONResponse({"detail": "internal error"},
+                                                    status_code=500))
+
     @app.exception_handler(RequestValidationError)
     def invalid(request: Request, exc: RequestValidationError) -> Response:
         # Field names and messages only, never the submitted values (a password field).
@@ -164,16 +175,21 @@ def _handlers(app: FastAPI, console: Console) -> None:
         return render(console, request, "error.html", status_code=422, message=problems)  # type: ignore[no-any-return]
 
 
-async def _headers_and_log(request: Request,
-                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    start = time.perf_counter()
-    response = await call_next(request)
+def secure_headers(request: Request, response: Response) -> Response:
+    """The security headers every answer carries (errors included)."""
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "no-referrer"
     if not request.url.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+async def _headers_and_log(request: Request,
+                           call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    start = time.perf_counter()
+    response = secure_headers(request, await call_next(request))
     principal = getattr(request.state, "principal", None)
     # The path only: a query string may carry a search term (uvicorn's access log is off).
     log.info("%s %s %d %s %.0f ms", request.method, request.url.path, response.status_code,

@@ -140,31 +140,56 @@ class SessionStore:
 
 
 class LoginThrottle:
-    """At most `limit` failed logins per user name in `window_s`; then refused until the
-    window has passed (slows password guessing; the audit log keeps every failure)."""
+    """Failed logins are limited per (user name, source address) and per source address in
+    a sliding window; a refused attempt waits for the window to pass.
 
-    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
-        self._limit, self._window = limit, window_s
-        self._failures: dict[str, list[float]] = {}
+    - Per (user, address), not per user: a guesser elsewhere cannot lock the admin out of
+      the admin's own desk. Per address: one address spraying one password across many
+      user names is stopped too.
+    - An attempt is reserved (counted as failed) *before* the password is checked, in one
+      locked step, and given back when it succeeds: parallel attempts cannot all slip past
+      the check while the first ones are still hashing.
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0,
+                 address_limit: int = 20) -> None:
+        self._limit, self._address_limit, self._window = limit, address_limit, window_s
+        self._failures: dict[tuple[str, ...], list[float]] = {}
         self._lock = threading.Lock()
 
-    def _recent(self, username: str, now: float) -> list[float]:
-        kept = [t for t in self._failures.get(username, []) if now - t < self._window]
-        self._failures[username] = kept
+    def _recent(self, key: tuple[str, ...], now: float) -> list[float]:
+        kept = [t for t in self._failures.get(key, []) if now - t < self._window]
+        if kept:
+            self._failures[key] = kept
+        else:
+            self._failures.pop(key, None)
         return kept
 
-    def blocked(self, username: str) -> bool:
-        with self._lock:
-            return len(self._recent(username.lower(), time.monotonic())) >= self._limit
+    @staticmethod
+    def _keys(username: str, address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return ("pair", username.lower(), address), ("address", address)
 
-    def failed(self, username: str) -> None:
+    def attempt(self, username: str, address: str) -> bool:
+        """Reserve one attempt; False when (user, address) or address is over its limit."""
+        pair, source = self._keys(username, address)
         with self._lock:
             now = time.monotonic()
-            self._recent(username.lower(), now).append(now)
+            pair_recent, source_recent = self._recent(pair, now), self._recent(source, now)
+            if len(pair_recent) >= self._limit or len(source_recent) >= self._address_limit:
+                return False
+            self._failures[pair] = [*pair_recent, now]
+            self._failures[source] = [*source_recent, now]
+            return True
 
-    def succeeded(self, username: str) -> None:
+    def succeeded(self, username: str, address: str) -> None:
+        """The reserved attempt was right: forget this pair's failures, give the address
+        its reservation back."""
+        pair, source = self._keys(username, address)
         with self._lock:
-            self._failures.pop(username.lower(), None)
+            self._failures.pop(pair, None)
+            recent = self._failures.get(source)
+            if recent:
+                recent.pop()
 
 
 def authenticate(session: Session, username: str, password: str) -> User | None:

@@ -29,9 +29,22 @@ def safe_next(target: str) -> str:
     return "/studies"
 
 
-def set_session_cookie(response: Response, request: Request, value: str) -> None:
+def secure_cookie(console: Console, request: Request) -> bool:
+    """Secure when web.secure_cookies says so, or when the request came over HTTPS (seen
+    directly, or in X-Forwarded-Proto from one of web.trusted_proxies)."""
+    return console.settings.web.secure_cookies or request.url.scheme == "https"
+
+
+def client_address(request: Request) -> str:
+    """The caller's address (the forwarded one when the proxy is trusted: uvicorn applies
+    X-Forwarded-For only from web.trusted_proxies)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
+def set_session_cookie(response: Response, request: Request, value: str,
+                       console: Console) -> None:
     response.set_cookie(COOKIE, value, httponly=True, samesite="strict", path="/",
-                        secure=request.url.scheme == "https")
+                        secure=secure_cookie(console, request))
 
 
 def _form(console: Console, request: Request, next_path: str, error: str = "",
@@ -40,7 +53,7 @@ def _form(console: Console, request: Request, next_path: str, error: str = "",
     response = render(console, request, "login.html", status_code=status_code,
                       login_token=token, next_path=safe_next(next_path), error=error)
     response.set_cookie(LOGIN_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                        secure=request.url.scheme == "https")
+                        secure=secure_cookie(console, request))
     return response
 
 
@@ -58,11 +71,11 @@ def login(request: Request, console: ConsoleDep, db: DbDep,
     if not cookie or not hmac.compare_digest(cookie, login_token):
         return _form(console, request, next, "the login form expired: try again", 400)
     try:
-        value = login_user(console, db, username, password)
+        value = login_user(console, db, username, password, client_address(request))
     except LoginRefused as exc:
         return _form(console, request, next, str(exc), exc.status)
     response = RedirectResponse(safe_next(next), status_code=303)
-    set_session_cookie(response, request, value)
+    set_session_cookie(response, request, value, console)
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
@@ -73,21 +86,22 @@ class LoginRefused(Exception):
         self.status = status
 
 
-def login_user(console: Console, db: Session, username: str, password: str) -> str:
+def login_user(console: Console, db: Session, username: str, password: str,
+               address: str) -> str:
     """Shared by the page and the API: throttle, check, open the session, audit; returns
     the session cookie's value."""
-    if console.throttle.blocked(username):
-        audit.record(db, "user.login_refused", actor=username[:64], reason="throttled")
+    if not console.throttle.attempt(username, address):
+        audit.record(db, "user.login_refused", actor=username[:64], reason="throttled",
+                     address=address[:64])
         db.commit()
         raise LoginRefused("too many failed logins: wait a few minutes", 429)
     user = authenticate(db, username, password)
     if user is None:
-        console.throttle.failed(username)
-        audit.record(db, "user.login_failed", actor=username[:64])
+        audit.record(db, "user.login_failed", actor=username[:64], address=address[:64])
         db.commit()
         log.info("console login failed (the audit log names the user)")
         raise LoginRefused("wrong user name or password", 401)
-    console.throttle.succeeded(username)
+    console.throttle.succeeded(username, address)
     value = console.store.open(db, user)
     audit.record(db, "user.login", actor=user.username, role=user.role)
     db.commit()

@@ -16,7 +16,6 @@ from radraft.worker.web.deps import ConsoleDep, DbDep, PrincipalDep, form_action
 router = APIRouter(include_in_schema=False)
 
 EditRules = Annotated[Principal, Depends(form_action("rules.edit"))]
-AnyRole = Annotated[Principal, Depends(form_action())]
 
 
 def _recent(console: ConsoleDep) -> list[tuple[str, str]]:
@@ -44,10 +43,10 @@ def rules(request: Request, console: ConsoleDep, _me: PrincipalDep,
 
 
 @router.post("/rules/test")
-def test(request: Request, console: ConsoleDep, db: DbDep, _me: AnyRole,
+def test(request: Request, console: ConsoleDep, db: DbDep, _me: EditRules,
          study_uid: Annotated[str, Form()], text: Annotated[str, Form()] = "") -> Any:
-    """Read-only, so every role may test (the edited text, when given, else the rules in
-    force)."""
+    """Admins only (the edited text, when given, else the rules in force): a test runs
+    a user's YAML and patterns, in a child process with limits (rules.sandbox)."""
     try:
         result = try_rules(db, console.settings, console.rules, study_uid, text)
     except ActionError as exc:

@@ -20,6 +20,10 @@ from radraft.worker.web.queries import (
 
 router = APIRouter(include_in_schema=False)
 
+# The "received in the last N hours" filter: a finite, positive number of at most ten years
+# (nan, inf or 1e309 would reach timedelta and fail there).
+Hours = Annotated[float | None, Query(gt=0, le=24 * 3660, allow_inf_nan=False)]
+
 
 def study_filter(q: str = "", job_state: str = "", rule: str = "", modality: str = "",
                  hours: float | None = None, flagged: bool = False) -> StudyFilter:
@@ -35,14 +39,15 @@ def home(_me: PrincipalDep) -> RedirectResponse:
 @router.get("/studies")
 def studies(request: Request, console: ConsoleDep, db: DbDep, _me: PrincipalDep,
             q: str = "", job_state: str = "", rule: str = "", modality: str = "",
-            hours: Annotated[float | None, Query(gt=0)] = None, flagged: bool = False,
+            hours: Hours = None, flagged: bool = False,
             ) -> Any:
     flt = study_filter(q, job_state, rule, modality, hours, flagged)
     return render(console, request, "studies.html", rows=study_rows(db, flt), flt=flt,
                   job_states=JOB_STATES, rule_actions=RULE_ACTIONS)
 
 
-@router.get("/studies/{study_uid}")
+# `:path`: a UID sent with a '/' (refused by the node now, maybe stored before) still opens.
+@router.get("/studies/{study_uid:path}")
 def study(request: Request, console: ConsoleDep, db: DbDep, _me: PrincipalDep,
           study_uid: str) -> Any:
     detail = study_detail(db, study_uid)

@@ -62,6 +62,7 @@ class ConsoleServer:
         self.port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
             self.app, log_config=None, access_log=False, proxy_headers=True,
+            forwarded_allow_ips=web.trusted_proxies,
             server_header=False, timeout_graceful_shutdown=5,
         )
         self._server = uvicorn.Server(config)

@@ -1,0 +1,28 @@
+"""One helper escapes peer values in log lines (issue 25, item 7: a forged log line)."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from radraft.core.log_safe import EscapingFilter, safe
+
+
+def test_safe_escapes_line_breaks_and_controls() -> None:
+    assert safe("1.2.3\n2026-01-01 INFO forged") == "1.2.3\\n2026-01-01 INFO forged"
+    assert safe("a\rb\x00c\x1b[31m\u2028") == "a\\rb\\x00c\\x1b[31m\\u2028"
+    assert safe("x" * 300, limit=10) == "x" * 10 + "…"
+
+
+def test_filter_escapes_every_formatted_message() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(EscapingFilter())
+    logger = logging.getLogger("radraft.test.log_safe")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning("C-STORE %s from %s", "1.2\nERROR forged line", "AE\r\n")
+    finally:
+        logger.removeHandler(handler)
+    assert out.getvalue() == "C-STORE 1.2\\nERROR forged line from AE\\r\\n\n"
