@@ -69,7 +69,8 @@ class Claim:
 
 @dataclass(frozen=True)
 class Gathered:
-    """Everything step 2 needs, read in step 1 (no ORM object is used after it)."""
+    """Everything step 2 needs, read in step 1 (step 2 opens no session: the detached Study
+    is read for its loaded column values only)."""
 
     request: DraftRequest
     study: Study  # detached (expire_on_commit=False); read only, for the PACS prior search
