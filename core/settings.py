@@ -124,7 +124,13 @@ class ModelSettings(_Strict):
     endpoint_cooldown_s: float = Field(30.0, ge=0)
 
 
+Mode = Literal["live", "shadow"]
+
+
 class ProfileSettings(_Strict):
+    # shadow: drafted, built and stored, delivered only to destinations with `shadow: true`
+    # (README "Shadow mode and the quality loop").
+    mode: Mode = "live"
     frames: FrameRecipe = Field(default_factory=FrameRecipe)
     prompt: str = ""
     send_hl7: bool = True
@@ -136,6 +142,7 @@ class ProfileSettings(_Strict):
 
 class DicomDestination(_Strict):
     kind: Literal["dicom"]
+    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
     host: str
     port: int = Field(ge=1, le=65535)
     ae_title: str
@@ -144,6 +151,7 @@ class DicomDestination(_Strict):
 
 class Hl7Destination(_Strict):
     kind: Literal["hl7"]
+    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
     host: str
     port: int = Field(ge=1, le=65535)
     role: Literal["ris", "ed"] = "ris"
@@ -158,6 +166,7 @@ class Hl7Destination(_Strict):
 
 class FolderDestination(_Strict):
     kind: Literal["folder"]
+    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
     path: Path
 
 
@@ -224,6 +233,15 @@ def _default_profiles() -> dict[str, ProfileSettings]:
     }
 
 
+class QualitySettings(_Strict):
+    """Scoring drafts against final reports (reporting/quality)."""
+
+    # The label extractor's lexicon; empty: the shipped CT/MR default.
+    lexicon: Path | None = None
+    # A hedged finding ("cannot exclude") counts as positive in both texts.
+    uncertain_positive: bool = True
+
+
 class Settings(BaseSettings):
     """Every radraft setting. Keys are documented in README.md, "Configuration"."""
 
@@ -247,6 +265,7 @@ class Settings(BaseSettings):
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @classmethod
     def settings_customise_sources(

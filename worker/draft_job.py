@@ -38,6 +38,7 @@ from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.links import Links
 from radraft.worker.outbox import add_deliveries
 from radraft.worker.pipeline import DraftProduct, DraftRequest, predecessor_ref, run_draft
+from radraft.worker.shadow import hold_shadow_rows
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,7 @@ def _store(
     _add_images(session, draft, product, now)
     rows = add_deliveries(session, settings, draft, product.items, _destinations(settings, job),
                           now)
+    rows = hold_shadow_rows(settings, job, draft, rows)  # shadow mode: kept, not sent
     job.state, job.finished_at, job.lease_until = "done", now, None
     job.timings = product.timings
     job.last_error = ""
@@ -151,7 +153,7 @@ def _store(
         prompt_sha256=product.prompt_sha256, prompt=product.prompt_text,
         frames=product.frame_count,
         triage=product.triage_level, predecessor=predecessor.sr_uid if predecessor else "",
-        deliveries=len(rows),
+        deliveries=len(rows), mode=draft.mode,
     )
     return rows
 

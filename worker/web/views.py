@@ -98,6 +98,8 @@ class DraftView(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str
     escalated_at: datetime | None
+    mode: str = Field("live", description="live, or shadow: stored, delivered only to "
+                      "shadow destinations")
     html: str = Field(description="the draft as an HTML fragment, cited frames linked")
     text: str
     report: dict[str, Any]
