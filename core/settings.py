@@ -240,6 +240,13 @@ class QualitySettings(_Strict):
     lexicon: Path | None = None
     # A hedged finding ("cannot exclude") counts as positive in both texts.
     uncertain_positive: bool = True
+    # The bar the Quality page checks a shadow rule against before it goes live (the
+    # decision stays the site's): lower 95 % bounds of the ED alert's sensitivity and of
+    # the macro-F1 over at least 30 pairs (README "Shadow mode and the quality loop").
+    go_live_min_triage_sensitivity: float = Field(0.9, ge=0, le=1)
+    go_live_min_macro_f1: float = Field(0.5, ge=0, le=1)
+    # The Quality page and the gauges read the pairs of this many days.
+    window_days: int = Field(90, ge=1)
 
 
 class Settings(BaseSettings):

@@ -61,8 +61,8 @@ def write_scores(out: Path, rows: Sequence[dict[str, Any]], vocabulary: Sequence
         writer.writerows(_csv_rows("all", "", overall))
         for key in ("profile", "modality"):
             for group, members in groups(rows, key).items():
-                writer.writerows(_csv_rows(key, group, summarize(records(members),
-                                                                 vocabulary)))
+                writer.writerows(_csv_rows(key, group, summarize(
+                    records(members), vocabulary, findings=False)))
         for finding, table in overall.findings.items():
             for name, e in table.items():
                 writer.writerow(["finding", finding, name, _fmt(e.value), _fmt(e.low),
@@ -93,7 +93,7 @@ def _group_section(title: str, rows: Sequence[dict[str, Any]], key: str,
     parts = [f"<h2>{escape(title)}</h2>"]
     items: list[tuple[str, Estimate]] = []
     for group, members in groups(rows, key).items():
-        summary = summarize(records(members), vocabulary)
+        summary = summarize(records(members), vocabulary, findings=False)
         items.append((f"{group} macro-F1", summary.headline["macro_f1"]))
         items.append((f"{group} ROUGE-L findings", summary.headline["rougeL.findings"]))
     parts.append(bars(f"{title}: macro-F1 and ROUGE-L (95 % CI)", items))

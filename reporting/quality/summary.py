@@ -46,7 +46,10 @@ class Summary:
 
 def summarize(
     pairs: Sequence[PairRecord], vocabulary: Sequence[str], *, uncertain_positive: bool = True,
+    findings: bool = True,
 ) -> Summary:
+    """Headline estimates, triage and (with `findings`) the per-finding table, whose
+    bootstrap is the slow part: groups of a page leave it out."""
     summary = Summary(n=len(pairs))
     for name in MEAN_SCORES:
         values = [p.scores[name] for p in pairs if name in p.scores]
@@ -55,7 +58,8 @@ def summarize(
                           vocabulary, uncertain_positive=uncertain_positive)
     summary.headline["macro_f1"] = corpus_estimate("macro_f1", pred, gold)
     summary.headline["crg"] = corpus_estimate("crg", pred, gold)
-    summary.findings = per_finding(pred, gold, vocabulary)
+    if findings:
+        summary.findings = per_finding(pred, gold, vocabulary)
     outcomes = [p.triage for p in pairs if p.triage]
     summary.triage = triage_estimates(outcomes)
     counted = Counter(outcomes)

@@ -26,7 +26,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from radraft.core.settings import Settings
 from radraft.dicom_node.rules import RulesWatcher
 from radraft.worker.enqueue import Enqueue, WakeUp
-from radraft.worker.web import api, health, pages_login, pages_ops, pages_rules, pages_studies
+from radraft.worker.web import (
+    api,
+    health,
+    pages_login,
+    pages_ops,
+    pages_quality,
+    pages_rules,
+    pages_studies,
+)
 from radraft.worker.web.actions import ActionError
 from radraft.worker.web.auth import SessionStore
 from radraft.worker.web.deps import Console, Forbidden, NotLoggedIn, ReadyCheck, render
@@ -84,9 +92,10 @@ def create_app(
                   redoc_url=None,
                   description="Studies, drafts, deliveries, routing rules and the ED board.")
     app.state.console = console
-    app.state.metrics = make_registry(sessions)
+    app.state.metrics = make_registry(sessions, settings)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (health, pages_login, pages_studies, pages_ops, pages_rules, api):
+    for module in (health, pages_login, pages_studies, pages_ops, pages_rules, pages_quality,
+                   api):
         app.include_router(module.router)
     _handlers(app, console)
     app.middleware("http")(_headers_and_log)

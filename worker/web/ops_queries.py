@@ -24,7 +24,7 @@ from radraft.worker.web.views import (
 )
 
 DELIVERY_FILTERS = ("attention", "retrying", "failed", "expired", "pending", "delivered",
-                    "cancelled", "all")
+                    "cancelled", "shadow", "all")
 ALERTING = ("urgent", "critical")
 # The board keeps acknowledged alerts this long, unacknowledged ones until acknowledged.
 ED_KEEP = timedelta(hours=24)
