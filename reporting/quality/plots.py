@@ -17,7 +17,7 @@ def bars(title: str, items: Sequence[tuple[str, Estimate]], *, scale: float = 1.
     estimate with too few pairs is drawn hollow."""
     rows = [(label, e) for label, e in items if e.value is not None]
     height = BAR_H * (len(rows) + 2)
-    width = LABEL_W + PLOT_W + 90
+    width = LABEL_W + PLOT_W + 190
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
              f'<text x="0" y="12" font-size="12" font-weight="bold">{escape(title)}</text>']
