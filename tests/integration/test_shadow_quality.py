@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from test_pipeline import _Backend, stand_in_links
 from worker_helpers import index_folder, stable_of, worker_settings
 
-from radraft.core.db import AuditEvent, Delivery, Draft, QualityPair, QualityScore
+from radraft.core.db import AuditEvent, Delivery, Draft, QualityPair, QualityScore, Study
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome, load_rules
@@ -184,3 +184,49 @@ def test_rule_mode_errors_name_the_line(tmp_path: Path) -> None:
                     "    mode: quiet\n")
     with pytest.raises(ConfigError, match=r"rules.yaml:5: rules\[0\]\.mode: mode must be live"):
         load_rules(path)
+
+
+def test_migration_0004_down_and_up(db_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from radraft.core.db import make_engine
+    from radraft.core.db.migrate import alembic_config, schema_drift, upgrade
+
+    config = alembic_config(db_url)
+    command.downgrade(config, "0002")
+    engine = make_engine(db_url)
+    try:
+        assert not {"quality_pair", "quality_score"} & set(inspect(engine).get_table_names())
+        assert "mode" not in {c["name"] for c in inspect(engine).get_columns("job")}
+        engine.dispose()
+        upgrade(db_url)
+        assert {"quality_pair", "quality_score"} <= set(inspect(engine).get_table_names())
+        assert schema_drift(engine) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_redrafted_study_counts_once_in_the_estimates(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str, phantom_dir: Path,
+) -> None:
+    from datetime import timedelta
+
+    from radraft.core.db import db_now
+    from radraft.worker.web.quality_queries import scored_pairs
+
+    settings = _settings(tmp_path, db_url)
+    first, _ = _draft(sessions, settings, phantom_dir, "ACC-RE")
+    outcome = RuleOutcome("ct-shadow", "draft", profile="ct-generic", mode="shadow")
+    with sessions() as session:
+        study = session.scalars(select(Study)).one()
+        [wake] = create_jobs(session, settings, stable_of(study, "v2"), [outcome])
+        session.commit()
+    assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 0,
+                     lambda _w: None) == "done"
+    with sessions() as session:
+        store_message(session, final_oru("ACC-RE", FINAL, "CTRL-RE"))
+        assert score_accession(session, settings, "ACC-RE") == 2  # both drafts paired
+        items = scored_pairs(session, db_now(session) - timedelta(days=1))
+        newest = max(session.scalars(select(Draft.id)).all())
+        assert newest != first and [i.pair.draft_id for i in items] == [newest]

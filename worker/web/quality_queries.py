@@ -60,11 +60,23 @@ class QualityView:
     min_pairs: int = MIN_PAIRS
 
 
+def newest_per_accession(pairs: Sequence[QualityPair]) -> list[QualityPair]:
+    """One pair per (accession, profile): the newest draft's. A study re-drafted after a
+    new series is one exam, not two, in the estimates (every pair stays in the table)."""
+    newest: dict[tuple[str, str], QualityPair] = {}
+    for pair in pairs:
+        key = (pair.accession, pair.profile)
+        if key not in newest or pair.draft_id > newest[key].draft_id:
+            newest[key] = pair
+    return sorted(newest.values(), key=lambda p: p.id, reverse=True)
+
+
 def scored_pairs(session: Session, since: datetime, mode: str = "") -> list[Scored]:
     query = select(QualityPair).where(QualityPair.scored_at >= since)
     if mode in ("live", "shadow"):
         query = query.where(QualityPair.mode == mode)
-    pairs = list(session.scalars(query.order_by(QualityPair.id.desc()).limit(LIMIT)))
+    pairs = newest_per_accession(
+        session.scalars(query.order_by(QualityPair.id.desc()).limit(LIMIT)).all())
     scores: dict[int, dict[str, float]] = {p.id: {} for p in pairs}
     if pairs:
         for pair_id, name, value in session.execute(
