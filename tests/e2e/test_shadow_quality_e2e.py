@@ -162,7 +162,7 @@ def test_shadow_period_end_to_end(tmp_path: Path, tiny_model: Path, artifacts: P
             AuditEvent.kind == "alert.escalated")).all()
     assert any((tmp_path / "shadow").rglob("sr-*.dcm"))
     assert "pneumothorax" not in (tmp_path / "worker.log").read_text().lower()
-    for name in ("01-quality", "02-study-shadow"):
+    for name in ("01-quality", "02-study-shadow", "03-studies"):
         assert (shots / f"{name}.png").stat().st_size > 10_000
 
 
@@ -202,5 +202,8 @@ def _browse(port: int, shots: Path, study_uid: str) -> None:
         page.goto(f"{base}/studies/{study_uid}")
         expect(page.locator(".shadow-badge").first).to_have_text("SHADOW")
         page.screenshot(path=str(shots / "02-study-shadow.png"), full_page=True)
+        page.goto(f"{base}/studies")
+        expect(page.locator("#studies .shadow-badge").first).to_have_text("shadow")
+        page.screenshot(path=str(shots / "03-studies.png"), full_page=True)
         browser.close()
         assert errors == []

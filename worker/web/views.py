@@ -29,6 +29,7 @@ class StudyRow(BaseModel):
     triage: str
     admin_flag: str
     timings: dict[str, Any] = Field(default_factory=dict)
+    mode: str = Field("live", description="the newest job's rule mode: live or shadow")
 
 
 class SeriesRow(BaseModel):
