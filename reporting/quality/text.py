@@ -16,8 +16,9 @@ from typing import Any
 
 # Section headings of a signed report (the RIS's free text); the findings run from their
 # heading to the next one, the impression likewise (also "CONCLUSION", "SUMMARY").
+# A heading opens a line or follows a full stop ("... no bleed. IMPRESSION: normal").
 _HEADING = re.compile(
-    r"(?im)^[ \t]*(findings|impression|conclusions?|summary|opinion|clinical history|"
+    r"(?im)(?:^|(?<=\.))[ \t]*(findings|impression|conclusions?|summary|opinion|clinical history|"
     r"history|indication|reason for (?:exam|study)|comparison|technique|procedure|"
     r"recommendations?|addendum)[ \t]*:")
 IMPRESSION_NAMES = frozenset({"impression", "conclusion", "conclusions", "summary", "opinion"})

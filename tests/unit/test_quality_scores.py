@@ -143,6 +143,8 @@ def test_a_pair_end_to_end() -> None:
     assert scored.scores["time.lead_s"] == 7110
     assert scored.scores["agreement.f1"] == pytest.approx(2 / 3)
     assert sections(final).impression == "Pneumothorax."
+    inline = sections("FINDINGS: No bleed. IMPRESSION: Normal. Findings of note: none")
+    assert (inline.findings, inline.impression) == ("No bleed.", "Normal. Findings of note: none")
     assert draft_sections(report).findings == "Small right pneumothorax. No pleural effusion."
     summary = summarize([PairRecord(scored.scores, scored.draft_labels, scored.final_labels,
                                     scored.triage)] * 3, ["SCT:36118008", "SCT:60046008"])
