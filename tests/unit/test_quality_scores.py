@@ -105,6 +105,9 @@ def test_per_finding_and_macro_f1() -> None:
     # A: TP 1, FN 1 -> sensitivity 1/2, F1 2/3; B: TP 0, FP 1, FN 1 -> F1 0.
     assert table["A"]["sensitivity"].value == pytest.approx(0.5)
     assert table["A"]["f1"].value == pytest.approx(2 / 3)
+    f1 = table["A"]["f1"]
+    assert f1.low is not None and f1.high is not None and f1.low <= 2 / 3 <= f1.high
+    assert per_finding(pred, gold, vocabulary)["A"]["f1"].low == f1.low  # seeded
     assert table["B"]["f1"].value == pytest.approx(0.0)
     assert macro_f1_of(pred, gold) == pytest.approx(1 / 3)
     # Uncertain as negative: B's draft positive goes, F1 of B becomes 0 still (no TP).
