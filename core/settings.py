@@ -188,7 +188,13 @@ class ModelSettings(_Strict):
     endpoint_cooldown_s: float = Field(30.0, ge=0)
 
 
+Mode = Literal["live", "shadow"]
+
+
 class ProfileSettings(_Strict):
+    # shadow: drafted, built and stored, delivered only to destinations with `shadow: true`
+    # (README "Shadow mode and the quality loop").
+    mode: Mode = "live"
     frames: FrameRecipe = Field(default_factory=FrameRecipe)
     prompt: str = ""
     send_hl7: bool = True
@@ -213,6 +219,7 @@ class _TlsClient(_Strict):
 
 class DicomDestination(_TlsClient):
     kind: Literal["dicom"]
+    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
     host: str
     port: int = Field(ge=1, le=65535)
     ae_title: str
@@ -221,6 +228,7 @@ class DicomDestination(_TlsClient):
 
 class Hl7Destination(_TlsClient):
     kind: Literal["hl7"]
+    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
     host: str
     port: int = Field(ge=1, le=65535)
     role: Literal["ris", "ed"] = "ris"
@@ -238,6 +246,7 @@ class Hl7Destination(_TlsClient):
 
 class FolderDestination(_Strict):
     kind: Literal["folder"]
+    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
     path: Path
 
 
@@ -355,6 +364,22 @@ def _default_profiles() -> dict[str, ProfileSettings]:
     }
 
 
+class QualitySettings(_Strict):
+    """Scoring drafts against final reports (reporting/quality)."""
+
+    # The label extractor's lexicon; empty: the shipped CT/MR default.
+    lexicon: Path | None = None
+    # A hedged finding ("cannot exclude") counts as positive in both texts.
+    uncertain_positive: bool = True
+    # The bar the Quality page checks a shadow rule against before it goes live (the
+    # decision stays the site's): lower 95 % bounds of the ED alert's sensitivity and of
+    # the macro-F1 over at least 30 pairs (README "Shadow mode and the quality loop").
+    go_live_min_triage_sensitivity: float = Field(0.9, ge=0, le=1)
+    go_live_min_macro_f1: float = Field(0.5, ge=0, le=1)
+    # The Quality page and the gauges read the pairs of this many days.
+    window_days: int = Field(90, ge=1)
+
+
 class Settings(BaseSettings):
     """Every radraft setting. Keys are documented in README.md, "Configuration"."""
 
@@ -382,6 +407,7 @@ class Settings(BaseSettings):
     jobs: JobSettings = Field(default_factory=JobSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     consistency: ConsistencySettings = Field(default_factory=ConsistencySettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @classmethod
     def settings_customise_sources(

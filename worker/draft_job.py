@@ -46,6 +46,7 @@ from radraft.worker.gather import evidence_from_index, local_priors, pacs_priors
 from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.outbox import add_deliveries
 from radraft.worker.pipeline import DraftProduct, DraftRequest, predecessor_ref, run_draft
+from radraft.worker.shadow import hold_shadow_rows
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def _store(
     _add_images(session, draft, product, now)
     rows = add_deliveries(session, settings, draft, product.items,
                           destinations(settings, job.destinations, job.profile), now)
+    rows = hold_shadow_rows(settings, job, draft, rows)  # shadow mode: kept, not sent
     job.state, job.finished_at, job.lease_until = "done", now, None
     job.timings = product.timings
     job.last_error = ""
@@ -118,7 +120,7 @@ def _store(
         profile=job.profile, rule=job.rule_name, model=product.model_name,
         prompt_sha256=product.prompt_sha256, prompt=product.prompt_text,
         frames=product.frame_count, triage=product.triage_level,
-        predecessor=gathered.predecessor_sr, deliveries=len(rows),
+        predecessor=gathered.predecessor_sr, deliveries=len(rows), mode=draft.mode,
     )
     return rows
 

@@ -45,6 +45,7 @@ def _due(session: Session, cutoff: datetime) -> list[Draft]:
         Draft.triage_level.in_(ALERTING), Draft.acknowledged_at.is_(None),
         Draft.escalated_at.is_(None), Draft.created_at <= cutoff,
         Draft.alert_decision != "held",  # no first alert went out: nothing to escalate
+        Draft.mode != "shadow",  # a shadow draft alerted nobody: nobody to remind
         ~exists().where(newer.study_uid == Draft.study_uid, newer.profile == Draft.profile,
                         newer.id > Draft.id),
     ).order_by(Draft.created_at).limit(100)))

@@ -92,7 +92,7 @@ def create_jobs(
         job = Job(
             study_uid=stable.study_uid, version=stable.version, profile=outcome.profile,
             priority=priority.value, destinations=list(outcome.destinations),
-            rule_name=outcome.rule_name, state="queued", attempts=0,
+            rule_name=outcome.rule_name, mode=outcome.mode, state="queued", attempts=0,
             max_attempts=settings.jobs.max_attempts, created_at=now,
             # Not re-sent by the sweeper unless the wake-up got lost on the way.
             next_attempt_at=now + timedelta(seconds=settings.jobs.redeliver_after_s),
@@ -101,7 +101,7 @@ def create_jobs(
         session.flush()
         audit.record(session, "job.created", study_uid=stable.study_uid, job_id=job.id,
                      version=stable.version, profile=outcome.profile, rule=outcome.rule_name,
-                     priority=priority.value)
+                     priority=priority.value, mode=outcome.mode)
         wakes.append(WakeUp("job", job.id, 0, priority))
     return wakes
 

@@ -109,10 +109,15 @@ def celery_on_order_change(
     the configured broker, fed with the listener's `OrderChange`."""
     from radraft.worker.celery_app import make_celery  # the Celery app only where it is used
     from radraft.worker.enqueue import celery_enqueue
+    from radraft.worker.quality_tasks import score_publisher
 
-    hook = make_on_order_change(settings, sessions, rules, celery_enqueue(make_celery(settings)))
+    app = make_celery(settings)
+    hook = make_on_order_change(settings, sessions, rules, celery_enqueue(app))
+    score = score_publisher(app)
 
     def on_order_change(change: OrderChange) -> None:
         hook(change.accession, change.study_uid)
+        if change.status == "final":
+            score(change.accession)  # pair its drafts with the final report (issue 21)
 
     return on_order_change

@@ -28,6 +28,7 @@ from radraft.dicom_node.rules import RulesWatcher
 from radraft.ehr.component import Hl7Listener
 from radraft.worker.jobs import celery_on_stable
 from radraft.worker.orders import celery_on_order_change
+from radraft.worker.rule_modes import mode_auditor
 from radraft.worker.web.server import console_components
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ def build_components(
 ) -> list[Component]:
     """Everything `radraft serve` runs, in start order."""
     rules = rules_watcher(settings)
+    rules.on_load = mode_auditor(sessions)  # shadow <-> live is an audited change
     on_stable = on_stable or celery_on_stable(settings, sessions, rules)
     components: list[Component] = [rules, DicomNode(settings, sessions, on_stable)]
     components.append(Hl7Listener(

@@ -18,6 +18,7 @@ from radraft.reporting.model import ModelBackend, make_backend
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import DELIVER_TASK, DRAFT_TASK, Enqueue, celery_enqueue
 from radraft.worker.outbox import deliver as deliver_row
+from radraft.worker.quality_tasks import register_score_task
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class WorkerResources:
 
 
 def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
-    """Register radraft.draft and radraft.deliver on `app`."""
+    """Register radraft.draft, radraft.deliver and radraft.score on `app`."""
     resources = WorkerResources(app, settings)
 
     @app.task(name=DRAFT_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
@@ -79,5 +80,7 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
     @app.task(name=DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def deliver(delivery_id: int, attempts: int) -> str:
         return deliver_row(resources.state().sessions, settings, delivery_id, attempts)
+
+    register_score_task(app, settings, resources.state)  # pairs with final reports
 
     return resources

@@ -13,6 +13,7 @@ from radraft.core.db.models_ehr import (
 )
 from radraft.core.db.models_ingest import Instance, RuleDecision, Series, Study, StudyAnnouncement
 from radraft.core.db.models_jobs import Delivery, Draft, Job
+from radraft.core.db.models_quality import QualityPair, QualityScore
 from radraft.core.db.models_web import DraftImage, WebSession, WorkerHeartbeat
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "Order",
     "Patient",
     "PriorReport",
+    "QualityPair",
+    "QualityScore",
     "RuleDecision",
     "Series",
     "Study",

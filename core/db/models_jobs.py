@@ -25,6 +25,8 @@ class Job(Base):
     priority: Mapped[str] = mapped_column(String(16), default="routine")
     destinations: Mapped[list[str]] = mapped_column(JSON, default=list)
     rule_name: Mapped[str] = mapped_column(String(128), default="")
+    # The rule's mode when the job was created: live | shadow (issue 21)
+    mode: Mapped[str] = mapped_column(String(8), default="live")
     # queued | running | done | failed | cancelled | superseded
     state: Mapped[str] = mapped_column(String(16), default="queued")
     attempts: Mapped[int] = mapped_column(default=0)
@@ -82,6 +84,8 @@ class Draft(Base):
                                                 server_default="none")
     # What the alert names (ehr.outbound.AlertBasis as JSON), for the escalation's rebuild.
     alert_basis: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # live | shadow: a shadow draft's outputs are stored (delivery state "shadow"), not sent
+    mode: Mapped[str] = mapped_column(String(8), default="live")
 
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="draft")
 
@@ -100,6 +104,7 @@ class Delivery(Base):
     # SOP Instance UID or HL7 control id: deterministic, so a re-send replaces itself.
     message_id: Mapped[str] = mapped_column(String(64))
     # pending | delivered | failed (permanent, for an admin) | expired | cancelled
+    # | shadow (built in shadow mode, kept, never sent)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(default=None)

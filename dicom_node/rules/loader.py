@@ -22,6 +22,8 @@ Format (README "Routing rules"):
         priority: stat                       # stat | urgent | routine
         destinations: [pacs, ris]
         continue: false                      # true: later rules may match as well
+        mode: live                           # shadow: drafted, delivered only to shadow
+                                             # destinations (README "Shadow mode")
       - name: everything-else
         default: true                        # used only when no other rule matched
         action: ignore
@@ -54,7 +56,7 @@ from radraft.dicom_node.rules.model import (
 from radraft.dicom_node.rules.regex import compile_pattern
 
 RULE_KEYS = {"name", "match", "action", "profile", "priority", "destinations", "continue",
-             "default", "description"}
+             "default", "description", "mode"}
 _ANY_OF: dict[str, Callable[[StudyFacts], str | frozenset[str] | None]] = {
     "modality": lambda f: f.modalities,
     "body_part": lambda f: f.body_parts,
@@ -220,6 +222,12 @@ def _rule(
         for key in ("profile", "priority", "destinations"):
             if key in raw:
                 errors.add((*loc, key), f"an ignore rule takes no {key}")
+    mode = raw.get("mode", "live")
+    if mode not in ("live", "shadow"):
+        errors.add((*loc, "mode"), "mode must be live or shadow")
+        mode = "live"
+    elif "mode" in raw and action != "draft":
+        errors.add((*loc, "mode"), "an ignore rule takes no mode")
     flags = {}
     for key in ("continue", "default"):
         flags[key] = raw.get(key, False)
@@ -233,7 +241,7 @@ def _rule(
         name=name, line=errors.lines.line_of(loc) or 0, conditions=tuple(conditions),
         action=kind, profile=profile if kind == "draft" else "", priority=priority,
         destinations=tuple(dests), continue_=bool(flags["continue"]),
-        default=bool(flags["default"]),
+        default=bool(flags["default"]), mode="shadow" if mode == "shadow" else "live",
     )
 
 

@@ -13,6 +13,8 @@ from radraft.dicom_node.rules.facts import StudyFacts
 from radraft.dicom_node.rules.regex import Pattern
 
 Action = Literal["draft", "ignore"]
+# shadow: drafted and stored, delivered only to destinations marked `shadow: true`.
+Mode = Literal["live", "shadow"]
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -124,6 +126,7 @@ class Rule:
     destinations: tuple[str, ...] = ()
     continue_: bool = False
     default: bool = False
+    mode: Mode = "live"
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class RuleOutcome:
     priority: Priority | None = None
     destinations: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    mode: Mode = "live"
 
 
 @dataclass(frozen=True)
@@ -188,5 +192,5 @@ def _outcome(rule: Rule, reasons: list[str]) -> RuleOutcome:
     return RuleOutcome(
         rule_name=rule.name, action=rule.action, profile=rule.profile,
         priority=rule.priority if rule.action == "draft" else None,
-        destinations=rule.destinations, reasons=tuple(reasons),
+        destinations=rule.destinations, reasons=tuple(reasons), mode=rule.mode,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from radraft.core.errors import ConfigError
@@ -36,6 +36,9 @@ class RulesWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error = ""
+        # Called with the rules in force at start() and after each reload (the worker audits
+        # rule mode changes with it); its failure never stops the rules from changing.
+        self.on_load: Callable[[RuleSet], None] | None = None
         if path is not None:
             self._rules = self._load(path)
             self._stamp = self._stat()
@@ -77,9 +80,19 @@ class RulesWatcher:
                 return False
             self._rules, self.last_error = rules, ""
         log.info("rules reloaded from %s (%d rules)", self.path, len(rules.rules))
+        self._notify(rules)
         return True
 
+    def _notify(self, rules: RuleSet) -> None:
+        if self.on_load is None:
+            return
+        try:
+            self.on_load(rules)
+        except Exception:  # the hook is the caller's (a database write): log, carry on
+            log.exception("rules on_load hook failed")
+
     def start(self) -> None:
+        self._notify(self._rules)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="rules-watch", daemon=True)
         self._thread.start()

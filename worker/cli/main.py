@@ -16,6 +16,7 @@ from radraft.worker.cli import (
     db_cmd,
     demo_cmd,
     draft_cmd,
+    eval_cmd,
     frames_cmd,
     model_cmd,
     purge_cmd,
@@ -39,6 +40,7 @@ app.command("frames")(frames_cmd.frames)
 app.command("worker")(worker_cmd.worker)
 app.command("draft")(draft_cmd.draft)
 app.command("demo")(demo_cmd.demo)
+app.command("eval")(eval_cmd.eval_)
 app.add_typer(user_cmd.app, name="user")
 app.add_typer(model_cmd.app, name="model")
 

@@ -30,6 +30,7 @@ def worker(
     from radraft.worker.celery_app import QUEUES, make_celery
     from radraft.worker.enqueue import celery_enqueue
     from radraft.worker.heartbeat import Heartbeat
+    from radraft.worker.quality_pairing import PairingSweep
     from radraft.worker.sweeper import Sweeper
 
     settings = state(ctx).settings
@@ -43,11 +44,14 @@ def worker(
         raise fail(f"--queues: unknown queue(s) {', '.join(unknown)}; known: {', '.join(QUEUES)}")
     upgrade(settings.database_url)
     app = make_celery(settings)
-    sweeper = None
+    sweeper = pairing = None
     engine = make_engine(settings.database_url, pool_size=2)
     if sweep:
         sweeper = Sweeper(settings, make_sessionmaker(engine), celery_enqueue(app))
         sweeper.start()
+        # Drafts and final reports the score task missed (late drafts, lost wake-ups).
+        pairing = PairingSweep(settings, make_sessionmaker(engine))
+        pairing.start()
     # Liveness for the console's queues page, whatever the broker.
     heartbeat = Heartbeat(make_sessionmaker(engine), ",".join(chosen),
                           worker_name=f"{hostname}:{os.getpid()}" if hostname else None)
@@ -62,4 +66,6 @@ def worker(
         heartbeat.stop()
         if sweeper is not None:
             sweeper.stop()
+        if pairing is not None:
+            pairing.stop()
         engine.dispose()

@@ -113,7 +113,8 @@ def _rule_rows(rules: RuleSet) -> list[dict[str, object]]:
     return [{"name": r.name, "line": r.line, "action": r.action, "profile": r.profile,
              "priority": r.priority.value if r.action == "draft" else "",
              "destinations": list(r.destinations), "continue": r.continue_,
-             "default": r.default, "conditions": len(r.conditions)} for r in rules.rules]
+             "default": r.default, "conditions": len(r.conditions), "mode": r.mode}
+            for r in rules.rules]
 
 
 def rules_view(settings: Settings, watcher: RulesWatcher) -> RulesView:

@@ -33,6 +33,7 @@ from radraft.worker.web import (
     health,
     pages_login,
     pages_ops,
+    pages_quality,
     pages_rules,
     pages_studies,
 )
@@ -111,14 +112,15 @@ def create_app(
                   redoc_url=None,
                   description="Studies, drafts, deliveries, routing rules and the ED board.")
     app.state.console = console
-    app.state.metrics = make_registry(sessions)
+    app.state.metrics = make_registry(sessions, settings)
     app.state.stow = None
     if settings.dicomweb.senders:
         from radraft.dicom_node.stow_receive import stow_receiver_for
 
         app.state.stow = stow_receiver_for(settings)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
-    for module in (health, pages_login, pages_studies, pages_ops, pages_rules, api, dicomweb):
+    for module in (health, pages_login, pages_studies, pages_ops, pages_rules, pages_quality,
+                   api, dicomweb):
         app.include_router(module.router)
     _handlers(app, console)
     app.middleware("http")(_headers_and_log)

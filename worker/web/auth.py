@@ -24,9 +24,10 @@ from sqlalchemy.orm import Session
 from radraft.core.db import User, WebSession, db_now
 
 ROLES = ("admin", "ed", "viewer")
-# What each role may change; every role may read every page.
+# What each role may change; every role may read every page but Quality (quality.view:
+# it shows final reports side by side with drafts, an admin's review).
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"rules.edit", "deliveries.manage"}),
+    "admin": frozenset({"rules.edit", "deliveries.manage", "quality.view"}),
     "ed": frozenset({"alerts.ack"}),
     "viewer": frozenset(),
 }

@@ -9,6 +9,7 @@ current states. Stage latencies are quantiles over the last LATENCY_WINDOW finis
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 from statistics import quantiles
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import AuditEvent, Delivery, Draft, Job, Study, db_now
+from radraft.core.settings import Settings
 
 LATENCY_WINDOW = 500
 QUANTILES = (0.5, 0.9, 0.99)
@@ -36,14 +38,18 @@ def _quantiles(values: list[float]) -> dict[float, float]:
 
 
 class DatabaseCollector(Collector):
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, sessions: sessionmaker[Session], settings: Settings | None = None,
+                 ) -> None:
         self._sessions = sessions
+        self._settings = settings
 
     def collect(self) -> Iterator[Metric]:
         with self._sessions() as session:
             yield from self._counters(session)
             yield from self._gauges(session)
             yield from self._latencies(session)
+            if self._settings is not None:
+                yield from _quality(session, self._settings)
 
     def _counters(self, session: Session) -> Iterator[Metric]:
         received = session.scalar(select(func.count(Study.id)).where(
@@ -99,7 +105,8 @@ class DatabaseCollector(Collector):
                                 "Age of the oldest queued draft job (0 when none)",
                                 value=(now - oldest).total_seconds() if oldest else 0.0)
         unacked = session.scalar(select(func.count(Draft.id)).where(
-            Draft.triage_level.in_(("urgent", "critical")), Draft.acknowledged_at.is_(None)))
+            Draft.triage_level.in_(("urgent", "critical")), Draft.acknowledged_at.is_(None),
+            Draft.mode != "shadow"))
         yield GaugeMetricFamily("radraft_alerts_unacknowledged",
                                 "Urgent/critical drafts not acknowledged", value=unacked or 0)
 
@@ -126,8 +133,50 @@ class DatabaseCollector(Collector):
         yield family
 
 
-def make_registry(sessions: sessionmaker[Session]) -> CollectorRegistry:
-    """A registry of the console's own (no process-global default registry)."""
+def _quality(session: Session, settings: Settings) -> Iterator[Metric]:
+    """Headline quality scores over `quality.window_days`, by mode (values only: the
+    intervals are on the Quality page)."""
+    from radraft.reporting.quality.agreement import crg_of, macro_f1_of, matrices
+    from radraft.worker.quality_pairing import site_lexicon
+    from radraft.worker.web.quality_queries import scored_pairs
+
+    since = db_now(session) - timedelta(days=settings.quality.window_days)
+    items = scored_pairs(session, since)
+    vocabulary = site_lexicon(settings).vocabulary
+    pairs = GaugeMetricFamily("radraft_quality_pairs",
+                              "Drafts paired with a final report in the quality window",
+                              labels=["mode"])
+    scores = GaugeMetricFamily(
+        "radraft_quality_score",
+        "Headline quality scores over the quality window (0-1; see the Quality page for "
+        "intervals)", labels=["score", "mode"])
+    for mode in ("all", "live", "shadow"):
+        chosen = [i for i in items if mode == "all" or i.pair.mode == mode]
+        pairs.add_metric([mode], len(chosen))
+        if not chosen:
+            continue
+        pred, gold = matrices([i.pair.draft_labels for i in chosen],
+                              [i.pair.final_labels for i in chosen], vocabulary)
+        values: dict[str, float | None] = {"macro_f1": macro_f1_of(pred, gold),
+                                           "crg": crg_of(pred, gold)}
+        for name in ("rougeL.findings", "bleu4.findings", "chrf.findings"):
+            got = [i.scores[name] for i in chosen if name in i.scores]
+            values[name] = sum(got) / len(got) if got else None
+        outcomes = [i.pair.triage for i in chosen]
+        tp, fn, fp = (outcomes.count(k) for k in ("TP", "FN", "FP"))
+        values["triage_sensitivity"] = tp / (tp + fn) if tp + fn else None
+        values["triage_ppv"] = tp / (tp + fp) if tp + fp else None
+        for name, value in values.items():
+            if value is not None:
+                scores.add_metric([name, mode], value)
+    yield pairs
+    yield scores
+
+
+def make_registry(sessions: sessionmaker[Session], settings: Settings | None = None,
+                  ) -> CollectorRegistry:
+    """A registry of the console's own (no process-global default registry); with
+    `settings`, the quality gauges too."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(sessions))
+    registry.register(DatabaseCollector(sessions, settings))
     return registry

@@ -34,7 +34,7 @@ from radraft.worker.web.views import (
 )
 
 DELIVERY_FILTERS = ("attention", "retrying", "failed", "expired", "pending", "delivered",
-                    "cancelled", "all")
+                    "cancelled", "shadow", "all")
 ALERTING = ("urgent", "critical")
 # The board keeps acknowledged alerts this long, unacknowledged ones until acknowledged.
 ED_KEEP = timedelta(hours=24)
@@ -157,6 +157,7 @@ def ed_rows(session: Session, settings: Settings) -> list[EdRow]:
     now = db_now(session)
     query = (select(Draft, Study).join(Study, Study.study_uid == Draft.study_uid)
              .where(Draft.triage_level.in_(ALERTING), _not_superseded(),  # type: ignore[arg-type]
+                    Draft.mode != "shadow",  # shadow drafts never reach the ED
                     or_(Draft.acknowledged_at.is_(None),
                         Draft.acknowledged_at >= now - ED_KEEP)))
     pairs = list(session.execute(query))

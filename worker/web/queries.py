@@ -127,6 +127,7 @@ def rows_for(session: Session, studies: list[Study]) -> list[StudyRow]:
     jobs: dict[str, Job] = {}
     decisions: dict[str, list[RuleDecision]] = {}
     triage: dict[str, str] = {}
+    modes: dict[str, str] = {}
     if uids:
         for job in session.scalars(select(Job).where(Job.study_uid.in_(uids))
                                    .order_by(Job.id)):
@@ -137,14 +138,18 @@ def rows_for(session: Session, studies: list[Study]) -> list[StudyRow]:
             if decisions[d.study_uid] and decisions[d.study_uid][-1].version != d.version:
                 decisions[d.study_uid] = []  # only the newest version's decisions
             decisions[d.study_uid].append(d)
-        for uid, level in session.execute(select(Draft.study_uid, Draft.triage_level)
-                                          .where(Draft.study_uid.in_(uids))
-                                          .order_by(Draft.id)):
+        for uid, level, mode in session.execute(
+                select(Draft.study_uid, Draft.triage_level, Draft.mode)
+                .where(Draft.study_uid.in_(uids)).order_by(Draft.id)):
             triage[uid] = level
+            modes[uid] = mode  # the newest draft's (a profile may shadow a live rule)
     names = patient_names(session, studies)
-    return [_row(s, jobs.get(s.study_uid), decisions.get(s.study_uid, []),
+    rows = [_row(s, jobs.get(s.study_uid), decisions.get(s.study_uid, []),
                  triage.get(s.study_uid, ""), names.get(s.study_uid, ("", ""))[0])
             for s in studies]
+    for row in rows:
+        row.mode = modes.get(row.study_uid, row.mode)
+    return rows
 
 
 def _row(study: Study, job: Job | None, decisions: list[RuleDecision], triage: str,
@@ -158,6 +163,7 @@ def _row(study: Study, job: Job | None, decisions: list[RuleDecision], triage: s
         job_state=job.state if job else "", priority=job.priority if job else "",
         drafted_at=job.finished_at if job and job.state == "done" else None,
         triage=triage, admin_flag=study.admin_flag, timings=job.timings if job else {},
+        mode=job.mode if job else "live",
     )
 
 
@@ -204,7 +210,8 @@ def draft_view(session: Session, draft: Draft) -> DraftView:
         id=draft.id, job_id=draft.job_id, version=draft.version, profile=draft.profile,
         triage=draft.triage_level, model_name=draft.model_name, frame_count=draft.frame_count,
         created_at=draft.created_at, acknowledged_at=draft.acknowledged_at,
-        acknowledged_by=draft.acknowledged_by, escalated_at=draft.escalated_at, html=html,
+        acknowledged_by=draft.acknowledged_by, escalated_at=draft.escalated_at,
+        mode=draft.mode, html=html,
         text=draft.rendered_text, report=draft.report,
         sheet_url=f"/drafts/{draft.id}/sheet.png" if has_sheet else None, key_frames=frames,
         deliveries=[delivery_row(r, draft.study_uid) for r in rows],

@@ -29,6 +29,7 @@ class StudyRow(BaseModel):
     triage: str
     admin_flag: str
     timings: dict[str, Any] = Field(default_factory=dict)
+    mode: str = Field("live", description="the newest job's rule mode: live or shadow")
 
 
 class SeriesRow(BaseModel):
@@ -98,6 +99,8 @@ class DraftView(BaseModel):
     acknowledged_at: datetime | None
     acknowledged_by: str
     escalated_at: datetime | None
+    mode: str = Field("live", description="live, or shadow: stored, delivered only to "
+                      "shadow destinations")
     html: str = Field(description="the draft as an HTML fragment, cited frames linked")
     text: str
     report: dict[str, Any]
