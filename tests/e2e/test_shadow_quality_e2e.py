@@ -15,7 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import free_port, stop_process, wait_for
+from helpers.net import free_port
+from helpers.processes import stop_process
+from helpers.waiting import wait_for
 from mllp_helpers import hl7_send
 from mllp_peer import MllpPeer
 from orthanc import OrthancServer

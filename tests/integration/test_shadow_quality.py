@@ -7,16 +7,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.worker import index_folder, stable_of, worker_settings
 from quality_helpers import final_oru, store_message
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
-from test_pipeline import _Backend, stand_in_links
-from worker_helpers import index_folder, stable_of, worker_settings
 
 from radraft.core.db import AuditEvent, Delivery, Draft, QualityPair, QualityScore, Study
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome, load_rules
+from radraft.reporting.model.stand_in import StandInBackend
 from radraft.reporting.phantom import write_phantom_study
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import WakeUp
@@ -56,7 +56,7 @@ def _draft(sessions: sessionmaker[Session], settings: Settings, folder: Path, ac
         study = index_folder(session, folder, accession=accession)
         [job_wake] = create_jobs(session, settings, stable_of(study, version), [outcome])
         session.commit()
-    assert draft_job(sessions, settings, stand_in_links(), _Backend(), job_wake.row_id, 0,
+    assert draft_job(sessions, settings, StandInBackend(), job_wake.row_id, 0,
                      wakes.append) == "done"
     with sessions() as session:
         draft_id = session.scalars(select(Draft.id).where(Draft.job_id == job_wake.row_id)).one()
@@ -222,7 +222,7 @@ def test_a_redrafted_study_counts_once_in_the_estimates(
         study = session.scalars(select(Study)).one()
         [wake] = create_jobs(session, settings, stable_of(study, "v2"), [outcome])
         session.commit()
-    assert draft_job(sessions, settings, stand_in_links(), _Backend(), wake.row_id, 0,
+    assert draft_job(sessions, settings, StandInBackend(), wake.row_id, 0,
                      lambda _w: None) == "done"
     with sessions() as session:
         store_message(session, final_oru("ACC-RE", FINAL, "CTRL-RE"))
