@@ -27,6 +27,7 @@ from radraft.reporting.frames.windows import SUV_MAPPING, Mapping
 from radraft.reporting.sequence import FrameRef, Segment
 
 _MIN_MIP_SLICES = 8
+MIN_MIP_VIEWS = 8  # fewer does not read as a rotation (45° steps)
 # One fused frame per this many PET slices in the overlap (the PET and CT slices are
 # shown in full beside it; the fused levels show where each finding lies).
 FUSION_EVERY = 4
