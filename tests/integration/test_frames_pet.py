@@ -112,6 +112,10 @@ def test_no_fusion_without_shared_frame_or_overlap_and_it_is_said(
     assert any(said in note for note in seq.metadata["notes"])
     prompt = build_prompt(seq)
     assert said in prompt.text
+    # Each axial CT and PET segment states the z it covers: the difference is visible.
+    covers = {s.modality: n for s in seq.segments if s.plane == "axial"
+              for n in s.notes if n.startswith("covers z")}
+    assert set(covers) == {"CT", "PT"}
 
 
 @pytest.mark.parametrize(("options", "reason"), [
