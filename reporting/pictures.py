@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from radraft.core.errors import FrameError
-from radraft.reporting.frames.table import segment_line
+from radraft.reporting.frames.table import segment_line, series_name
 from radraft.reporting.sequence import FrameSequence
 
 _BACKGROUND = (24, 24, 28)
@@ -92,13 +92,18 @@ def write_mp4(seq: FrameSequence, path: Path, *, fps: int = 8, label: bool = Tru
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "20", "preset": "veryfast"}
         for seg in seq.segments:
-            caption = f"{seg.index}: {seg.label}, {seg.mapping}" + (" PRIOR" if seg.is_prior
-                                                                   else "")
+            # Series number and plane first: what a reader finds in the PACS.
+            where = series_name(seg).replace(f' "{seg.series_description}"', "")
+            caption = f"{where}, {seg.label}, {seg.mapping}" + (" PRIOR" if seg.is_prior
+                                                               else "")
             for t in range(seg.frame_start, seg.frame_stop):
                 image = Image.fromarray(seq.frames[t, :height, :width])
                 if label:
-                    ImageDraw.Draw(image).text((6, 4), f"{t} · {caption}", fill=_LABEL,
-                                               font=font)
+                    draw = ImageDraw.Draw(image)
+                    text = f"{t} · {caption}"
+                    # On a dark tab: readable on white frames (inverted-grey PET) too.
+                    draw.rectangle(draw.textbbox((6, 4), text, font=font), fill=_BACKGROUND)
+                    draw.text((6, 4), text, fill=_LABEL, font=font)
                 frame = av.VideoFrame.from_ndarray(np.asarray(image), format="rgb24")
                 for packet in stream.encode(frame):
                     container.mux(packet)

@@ -15,14 +15,14 @@ from radraft.core.errors import FrameError
 from radraft.core.recipe import FrameRecipe
 from radraft.reporting.frames.budget import TokenBudget, frame_cap, split_current_prior
 from radraft.reporting.frames.output import FrameBuffer
-from radraft.reporting.frames.pet_frames import ct_frames, pet_candidates, render_extra
-from radraft.reporting.frames.stack_render import (
-    Candidate,
-    StackRenderer,
-    phase_from_pixels,
-    phase_sample_keys,
-    slabs,
+from radraft.reporting.frames.pet_frames import (
+    MIN_MIP_VIEWS,
+    ct_frames,
+    pet_candidates,
+    render_extra,
 )
+from radraft.reporting.frames.phase_image import phase_from_pixels, phase_sample_keys
+from radraft.reporting.frames.stack_render import Candidate, StackRenderer, slabs
 from radraft.reporting.frames.study import (
     ANATOMIC_DERIVED,
     LabelledStack,
@@ -92,6 +92,20 @@ def _candidates(recipe: FrameRecipe, studies: list[ScannedStudy],
     return out
 
 
+def _enough_mip_views(candidates: list[Candidate]) -> None:
+    """A rotating MIP needs about 8 views to rotate; under a tight budget they are taken,
+    two at a time, from the segment with the most frames (the total stays the same)."""
+    for mip in (c for c in candidates if c.kind == "mip"):
+        wanted = min(MIN_MIP_VIEWS, mip.size)
+        while mip.frames < wanted:
+            donor = max((c for c in candidates if c is not mip), key=lambda c: c.frames,
+                        default=None)
+            if donor is None or donor.frames <= 2:
+                break
+            donor.frames -= 2
+            mip.frames += 2
+
+
 def _mapping_name(cand: Candidate, mappings: list[Mapping]) -> str:
     if cand.windows:
         return "+".join(cand.windows)
@@ -136,7 +150,9 @@ def build_frame_sequence(
         cap, [c.size for c in cur], [c.size for c in pri], recipe.prior_share)
     for cand, frames in zip([*cur, *pri], [*cur_frames, *pri_frames], strict=True):
         cand.frames = frames
-        if frames == 0:
+    _enough_mip_views([*cur, *pri])
+    for cand in [*cur, *pri]:
+        if cand.frames == 0:
             excluded.append(ExcludedSeries(
                 cand.stack.study_uid, cand.stack.series_uid, cand.stack.description,
                 cand.stack.modality, f"frame budget ({cap} frames) exhausted",

@@ -27,6 +27,7 @@ from radraft.reporting.frames.windows import SUV_MAPPING, Mapping
 from radraft.reporting.sequence import FrameRef, Segment
 
 _MIN_MIP_SLICES = 8
+MIN_MIP_VIEWS = 8  # fewer does not read as a rotation (45° steps)
 # One fused frame per this many PET slices in the overlap (the PET and CT slices are
 # shown in full beside it; the fused levels show where each finding lies).
 FUSION_EVERY = 4
@@ -62,7 +63,23 @@ def pet_candidates(stacks: list[LabelledStack], candidates: list[Candidate],
                                    partner=plan.ct, pet_indices=plan.pet_indices,
                                    mapping=SUV_MAPPING if pet.suv else None,
                                    notes=(plan.note,)))
+    _coverage(candidates)
     return extra
+
+
+def _coverage(candidates: list[Candidate]) -> None:
+    """In a study with PET, every axial PET and CT segment states the patient z it covers,
+    so the reader (and the model) sees when PET and CT show different parts of the body."""
+    with_pet = {c.stack.study_uid for c in candidates if c.stack.modality == "PT"}
+    for index, cand in enumerate(candidates):
+        stack = cand.stack
+        if (stack.study_uid not in with_pet or stack.modality not in ("PT", "CT")
+                or stack.stack.plane != "axial"):
+            continue
+        z = [sl.position[2] for sl in stack.stack.slices if sl.position is not None]
+        if z:
+            candidates[index] = replace(
+                cand, notes=(*cand.notes, f"covers z {max(z):.0f} to {min(z):.0f} mm"))
 
 
 def ct_frames(frames: npt.NDArray[np.uint8], segments: list[Segment], refs: list[FrameRef],

@@ -21,7 +21,6 @@ from PIL import Image
 from radraft.reporting.frames.render import Layout
 from radraft.reporting.frames.study import LabelledStack
 from radraft.reporting.frames.windows import (
-    SUV_MAPPING,
     Mapping,
     ct_window,
     stored_value_lut,
@@ -130,7 +129,7 @@ def render_mip(pet: LabelledStack, mapping: Mapping, read: Reader, count: int, s
     depth, rows, cols = volume.shape
     flat = np.concatenate([volume.reshape(depth, rows * cols),
                            np.zeros((depth, 1), dtype=np.uint8)], axis=1)
-    spacing = _spacing(pet) * step
+    spacing = _pixel_spacing(pet)[1] * step
     side = max(rows, cols)
     centre_r, centre_c = (rows - 1) / 2, (cols - 1) / 2
     u = np.arange(side, dtype=np.float32) - (side - 1) / 2
@@ -153,14 +152,6 @@ def render_mip(pet: LabelledStack, mapping: Mapping, read: Reader, count: int, s
         target(view)[...] = _fit(grey, size, aspect=z_step / spacing)
 
     list(pool.map(one, range(count)) if pool is not None else map(one, range(count)))
-
-
-def _spacing(stack: LabelledStack) -> float:
-    value = stack.stack.first.get("PixelSpacing")
-    try:
-        return float(value[0])
-    except (TypeError, ValueError, IndexError):
-        return 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +268,3 @@ def render_fusion(pet: LabelledStack, plan: FusionPlan, pet_mapping: Mapping,
         np.take(_BLEND, index, axis=0, out=region)
 
     list(pool.map(one, enumerate(indices)))
-
-
-def default_mapping(pet: LabelledStack) -> Mapping | None:
-    return SUV_MAPPING if pet.suv else None

@@ -25,7 +25,9 @@ def _mapping_text(mapping: str) -> str:
     return mapping
 
 
-def _label_text(seg: Segment) -> str:
+def _label_text(seg: Segment, evidence: bool = True) -> str:
+    if not evidence and seg.label_evidence:
+        return f"{seg.label} (as above)"
     if seg.label_source in ("header", "image", "header+image") and seg.label_evidence:
         return f"{seg.label} ({seg.label_source}: {seg.label_evidence})"
     if seg.label_source == "" and seg.label_evidence:
@@ -41,9 +43,10 @@ def series_name(seg: Segment) -> str:
     return f"{seg.modality}{body}{number}{description} {seg.plane}".rstrip()
 
 
-def segment_line(seg: Segment) -> str:
-    """'frames 0–63: CT abdomen series 3 "PV 2mm" axial, portal venous, 2026-11-20, ...'."""
-    parts = [series_name(seg), _label_text(seg), _date(seg.study_date),
+def segment_line(seg: Segment, *, evidence: bool = True) -> str:
+    """'frames 0–63: CT abdomen series 3 "PV 2mm" axial, portal venous, 2026-11-20, ...'.
+    `evidence=False`: the label's grounds were given on an earlier line ("as above")."""
+    parts = [series_name(seg), _label_text(seg, evidence), _date(seg.study_date),
              _mapping_text(seg.mapping)]
     if seg.combine in _COMBINE_WORDS:
         per = seg.slices_in_stack / max(seg.frame_count - seg.padded_frames, 1)
@@ -58,8 +61,14 @@ def segment_line(seg: Segment) -> str:
 
 
 def segment_table_text(seq: FrameSequence) -> str:
-    """One line per segment, then one per excluded series."""
-    lines = [segment_line(seg) for seg in seq.segments]
+    """One line per segment (a series' label grounds on its first line only, so the
+    prompt's table budget goes to segments), the notes, then one per excluded series."""
+    seen: set[tuple[str, str, str]] = set()
+    lines = []
+    for seg in seq.segments:
+        key = (seg.series_uid, seg.label, seg.label_evidence)
+        lines.append(segment_line(seg, evidence=key not in seen))
+        seen.add(key)
     lines.extend(f"note: {note}" for note in seq.metadata.get("notes", []))
     for ex in seq.excluded:
         name = ex.series_description or ex.series_uid or "?"

@@ -112,6 +112,10 @@ def test_no_fusion_without_shared_frame_or_overlap_and_it_is_said(
     assert any(said in note for note in seq.metadata["notes"])
     prompt = build_prompt(seq)
     assert said in prompt.text
+    # Each axial CT and PET segment states the z it covers: the difference is visible.
+    covers = {s.modality: n for s in seq.segments if s.plane == "axial"
+              for n in s.notes if n.startswith("covers z")}
+    assert set(covers) == {"CT", "PT"}
 
 
 @pytest.mark.parametrize(("options", "reason"), [
@@ -156,3 +160,13 @@ def test_frames_command_on_pet_ct_writes_sheet_and_mp4(tmp_path: Path, artifacts
     # Colour (the fusion) and near-white thumbnails (inverted-grey PET) are both there.
     assert (np.abs(pixels[..., 0] - pixels[..., 2]) > 80).sum() > 500
     assert (pixels.min(axis=2) > 230).sum() > 5000
+
+
+def test_tight_budget_keeps_a_rotating_mip(tmp_path: Path) -> None:
+    study = write_pet_ct_study(tmp_path, ct_slices=40, ct_size=64,
+                               options=PetOptions(slices=32))
+    seq = build_frame_sequence(study.directory, recipe=FrameRecipe(
+        windows=["abdomen", "lung", "bone"], frame_size=32, max_frames=40))
+    [mip] = [s for s in seq.segments if s.plane == "rotating MIP"]
+    assert mip.frame_count == 8 and seq.frame_count <= 40
+    assert "8 views 45.0° apart" in " ".join(mip.notes)

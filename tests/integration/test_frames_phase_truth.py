@@ -144,3 +144,21 @@ def test_pet_ct_attenuation_ct_is_never_called_arterial(tmp_path: Path, agent: s
                                                   dense_bone=True, calcification=True))
     seg = build_frame_sequence(study.directory, recipe=RECIPE).segments[0]
     assert seg.label in ("contrast phase not determined", "non-contrast")
+
+
+def test_prone_patient_aorta_still_located(tmp_path: Path) -> None:
+    """Prone (rows and columns reversed in the patient): the image is turned back before
+    the aorta is looked for in front of and left of the spine."""
+    study = write_phantom_study(tmp_path, phases=("arterial",), slices=16, size=128,
+                                variant=CtVariant(_THIN, "IOMEPROL 350", periaortic_fat=True))
+    for path in study.paths:
+        ds = pydicom.dcmread(path)
+        pixels = ds.pixel_array[::-1, ::-1].copy()
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]
+        ds.ImagePositionPatient = [-x, -y, z]  # the same patient-space square
+        ds.PatientPosition = "HFP"
+        ds.PixelData = pixels.tobytes()
+        ds.save_as(path)
+    seg = build_frame_sequence(study.directory, recipe=RECIPE).segments[0]
+    assert (seg.label, seg.label_source) == ("arterial", "image")
