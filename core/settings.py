@@ -59,6 +59,11 @@ class SiteSettings(_Strict):
         return value
 
 
+class CommitmentPeer(_Strict):
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
 class DicomSettings(_Strict):
     ae_title: str = "RADRAFT"
     host: str = "0.0.0.0"
@@ -70,6 +75,17 @@ class DicomSettings(_Strict):
     receive_processes: int = Field(1, ge=1, le=32)
     maximum_pdu_size: int = Field(0, ge=0)
     network_timeout_s: float = Field(60.0, gt=0)
+    # MPPS (README "Knowing when a study is complete"): a final step's missing instances are
+    # waited on this long, then reported; a step never set final holds its study this long.
+    mpps_instances_timeout_s: float = Field(600.0, gt=0)
+    mpps_in_progress_timeout_s: float = Field(14400.0, gt=0)
+    # A rule's `complete_when` is met once its series are there and quiet this long.
+    complete_when_quiet_s: float = Field(3.0, ge=0)
+    # Storage commitment: where to send a report when the requester's association is gone
+    # (AE title -> host/port; else a `dicom` destination with that AE title).
+    commitment_peers: dict[str, CommitmentPeer] = Field(default_factory=dict)
+    commitment_retry_s: float = Field(30.0, gt=0)
+    commitment_max_attempts: int = Field(10, ge=1)
 
     @field_validator("ae_title")
     @classmethod
@@ -132,6 +148,10 @@ class ProfileSettings(_Strict):
     lab_window_days: int = Field(30, ge=0)
     max_priors: int = Field(2, ge=0)
     prior_window_days: int = Field(1825, ge=0)
+    # Prefetch relevance (an order's priors fetched before its study): modalities and body
+    # parts a prior must have (empty: the order's own modality / any body part).
+    prior_modalities: list[str] = Field(default_factory=list)
+    prior_body_parts: list[str] = Field(default_factory=list)
 
 
 class DicomDestination(_Strict):
@@ -185,6 +205,10 @@ class JobSettings(_Strict):
     # A queued row whose wake-up was lost (embedded broker, failed publish) is re-sent after
     # this long; a duplicate wake-up is harmless (claims check the attempts count).
     redeliver_after_s: float = Field(300.0, gt=0)
+    # Workers beat every heartbeat_s; a running job whose worker missed heartbeat_misses
+    # beats is released by the sweeper at once instead of after time_limit_s.
+    heartbeat_s: float = Field(10.0, gt=0)
+    heartbeat_misses: int = Field(3, ge=2)
 
 
 class PacsSettings(_Strict):

@@ -33,6 +33,7 @@ from radraft.dicom_node.early_sync import EarlySync
 from radraft.dicom_node.errors import NodeStartError
 from radraft.dicom_node.fast_transport import FastRequestHandler, install_reactor_clock
 from radraft.dicom_node.scp import StoreHandler, handle_echo
+from radraft.dicom_node.services import NodeServices, add_service_contexts
 from radraft.dicom_node.storage import InstanceStore
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ def build_ae(settings: Settings) -> AE:
     dicom = settings.dicom
     ae = AE(ae_title=dicom.ae_title)
     ae.add_supported_context(Verification)
+    add_service_contexts(ae)  # MPPS, storage commitment (services.py)
     # Wrong called AE: A-ASSOCIATE-RJ permanent, service-user, reason 7.
     ae.require_called_aet = True
     # Unknown calling AE: A-ASSOCIATE-RJ permanent, service-user, reason 3.
@@ -146,6 +148,7 @@ class Receiver:
             self.store, self.engine, disk, uid_root=settings.site.uid_root,
             placer=self.placer, synced=self.early_sync.wait,
         )
+        self.services = NodeServices(settings)
         self._server: NodeServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -160,7 +163,7 @@ class Receiver:
         ae = build_ae(self.settings)
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
-            *self.handler.assoc_log.handlers(),
+            *self.handler.assoc_log.handlers(), *self.services.handlers(),
         ]
         # Fed by the node's dispatcher, or listening on the port itself.
         extra: dict[str, Any] = {} if self.channel is None else {"channel": self.channel}
@@ -188,6 +191,7 @@ class Receiver:
             self.early_sync.shutdown()
             self.placer.shutdown(wait=True)
             self.engine.dispose()
+            self.services.close()
 
 
 def _die_with_parent() -> None:

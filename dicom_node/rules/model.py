@@ -10,6 +10,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from radraft.core.types import Priority
+from radraft.dicom_node.rules.completion import CompleteWhen
 from radraft.dicom_node.rules.facts import StudyFacts
 
 Action = Literal["draft", "ignore"]
@@ -124,6 +125,10 @@ class Rule:
     destinations: tuple[str, ...] = ()
     continue_: bool = False
     default: bool = False
+    # README "Knowing when a study is complete": a DISCONTINUED MPPS step is drafted or not;
+    # expected series that make the study complete without the timer.
+    on_discontinued: str = "ignore"
+    complete_when: CompleteWhen | None = None
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class RuleOutcome:
     priority: Priority | None = None
     destinations: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
+    on_discontinued: str = "ignore"
 
 
 @dataclass(frozen=True)
@@ -189,4 +195,5 @@ def _outcome(rule: Rule, reasons: list[str]) -> RuleOutcome:
         rule_name=rule.name, action=rule.action, profile=rule.profile,
         priority=rule.priority if rule.action == "draft" else None,
         destinations=rule.destinations, reasons=tuple(reasons),
+        on_discontinued=rule.on_discontinued,
     )
