@@ -4,7 +4,6 @@ with the Draft row, its outbox rows and the audit event."""
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -34,6 +33,7 @@ from radraft.worker.gather import (
     pacs_priors,
     study_folder,
 )
+from radraft.worker.heartbeat import worker_identity
 from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.links import Links
 from radraft.worker.outbox import add_deliveries
@@ -190,7 +190,7 @@ def draft_job(
 ) -> str:
     """Run job `job_id` for attempt `attempts`; returns the job's new state."""
     with sessions() as session:
-        job = claim_job(session, job_id, attempts, worker=socket.gethostname(),
+        job = claim_job(session, job_id, attempts, worker=worker_identity(),
                         lease_s=settings.jobs.time_limit_s)
         if job is None:
             return "not-due"

@@ -11,12 +11,12 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
-from radraft.core.db import Delivery, Job, db_now
+from radraft.core.db import Delivery, Job, WorkerHeartbeat, db_now
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.worker.enqueue import Enqueue, WakeUp
@@ -26,12 +26,22 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def _expire_leases(session: Session, now: datetime) -> int:
-    """Running jobs whose worker vanished: queued again, or failed past their cap."""
+def _expire_leases(session: Session, now: datetime, settings: Settings) -> int:
+    """Running jobs whose worker vanished: queued again, or failed past their cap.
+
+    A worker vanished when its lease ran out, or at once when its heartbeat row stopped
+    moving for `jobs.heartbeat_misses` beats (a SIGKILLed or powered-off worker). A job
+    whose worker has no heartbeat row (a draft run in-process) waits for its lease.
+    """
+    silent_since = now - timedelta(
+        seconds=settings.jobs.heartbeat_s * settings.jobs.heartbeat_misses)
+    dead = select(WorkerHeartbeat.name).where(WorkerHeartbeat.seen_at < silent_since)
     stale = session.scalars(select(Job).where(
-        Job.state == "running", Job.lease_until < now,
+        Job.state == "running", or_(Job.lease_until < now, Job.worker.in_(dead)),
     ).limit(BATCH)).all()
     for job in stale:
+        why = "lease expired" if job.lease_until is None or job.lease_until < now else (
+            "worker heartbeat stale")
         if job.attempts >= job.max_attempts:
             job.state = "failed"
             job.finished_at = now
@@ -40,20 +50,21 @@ def _expire_leases(session: Session, now: datetime) -> int:
                 "attempts exhausted, an admin must look"
             )
             audit.record(session, "job.failed", study_uid=job.study_uid, job_id=job.id,
-                         reason="lease expired, attempts exhausted", attempts=job.attempts)
+                         reason=f"{why}, attempts exhausted", attempts=job.attempts)
         else:
             job.state = "queued"
             job.next_attempt_at = now
-            job.last_error = f"worker {job.worker or '?'} lost the job (lease expired)"
+            job.last_error = f"worker {job.worker or '?'} lost the job ({why})"
+            job.lease_until = None
             audit.record(session, "job.requeued", study_uid=job.study_uid, job_id=job.id,
-                         reason="lease expired", attempts=job.attempts)
+                         reason=why, attempts=job.attempts)
     return len(stale)
 
 
 def sweep_once(session: Session, settings: Settings) -> list[WakeUp]:
     """Take back expired leases and collect the wake-ups for every due row (commits)."""
     now = db_now(session)
-    _expire_leases(session, now)
+    _expire_leases(session, now, settings)
     later = now + timedelta(seconds=settings.jobs.redeliver_after_s)
     wakes: list[WakeUp] = []
     jobs = session.execute(select(Job.id, Job.attempts, Job.priority).where(
