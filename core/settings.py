@@ -219,6 +219,10 @@ class PacsSettings(_Strict):
     ae_title: str = ""
     retrieve: Literal["move", "get"] = "get"
     timeout_s: float = Field(60.0, gt=0)
+    # An order over HL7 prefetches its patient's priors (worker/prefetch.py), chosen by this
+    # profile's prior_* keys and max_priors.
+    prefetch: bool = True
+    prefetch_profile: str = "ct-generic"
 
 
 def _default_profiles() -> dict[str, ProfileSettings]:

@@ -15,6 +15,7 @@ from radraft.core.db import Instance, Series, Study
 from radraft.core.errors import DeliveryError, FrameError
 from radraft.core.settings import ProfileSettings, Settings
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
+from radraft.worker.prefetch import prefetched_priors
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,9 @@ def local_priors(
             folders.append(study_folder(session, settings, prior.study_uid))
         except FrameError:
             continue
-    return folders
+    # Priors an order's prefetch put in the prior cache (worker/prefetch.py).
+    folders += [f for f in prefetched_priors(session, settings, study) if f not in folders]
+    return folders[: profile.max_priors]
 
 
 def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> list[Path]:

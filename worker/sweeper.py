@@ -20,6 +20,7 @@ from radraft.core.db import Delivery, Job, WorkerHeartbeat, db_now
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.worker.enqueue import Enqueue, WakeUp
+from radraft.worker.prefetch import due_prefetches
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def sweep_once(session: Session, settings: Settings) -> list[WakeUp]:
     if deliveries:
         session.execute(update(Delivery).where(Delivery.id.in_([d[0] for d in deliveries]))
                         .values(next_attempt_at=later))
+    wakes += due_prefetches(session, later - now)
     session.commit()
     return wakes
 

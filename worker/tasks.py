@@ -16,9 +16,16 @@ from radraft.core.db import Job, make_engine, make_sessionmaker
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
 from radraft.worker.draft_job import draft_job
-from radraft.worker.enqueue import DELIVER_TASK, DRAFT_TASK, Enqueue, celery_enqueue
+from radraft.worker.enqueue import (
+    DELIVER_TASK,
+    DRAFT_TASK,
+    PREFETCH_TASK,
+    Enqueue,
+    celery_enqueue,
+)
 from radraft.worker.links import Links, load_links
 from radraft.worker.outbox import deliver as deliver_row
+from radraft.worker.prefetch import run_prefetch
 
 log = logging.getLogger(__name__)
 
@@ -83,5 +90,10 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
     @app.task(name=DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def deliver(delivery_id: int, attempts: int) -> str:
         return deliver_row(resources.state().sessions, settings, delivery_id, attempts)
+
+    @app.task(name=PREFETCH_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def prefetch(prefetch_id: int, attempts: int) -> str:
+        with resources.state().sessions() as session:
+            return run_prefetch(session, settings, prefetch_id, attempts)
 
     return resources

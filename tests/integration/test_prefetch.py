@@ -1,0 +1,154 @@
+"""Priors before the study: an ORM^O01 over real MLLP makes a real Celery worker C-FIND
+Orthanc (holding the patient's exams) and C-GET the relevant prior into the prior cache;
+the draft's prior gathering then finds it on local disk. The prefetch state is a database
+row, re-sent by the sweeper when its wake-up is lost."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import free_port, wait_for
+from mllp_helpers import ack_of, hl7_send, running_listener
+from node_helpers import ct_phase_study
+from orthanc import OrthancServer
+from pydicom import dcmread
+from pydicom.uid import generate_uid
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+from worker_helpers import worker_settings
+
+from radraft.core.db import Order, Patient, PriorPrefetch, Study, db_now
+from radraft.core.settings import Hl7Settings, load_settings
+from radraft.dicom_node.rules import RulesWatcher
+from radraft.worker.enqueue import WakeUp
+from radraft.worker.gather import local_priors
+from radraft.worker.orders import celery_on_order_change
+from radraft.worker.prefetch import request_prefetch
+from radraft.worker.sweeper import sweep_once
+
+pytestmark = [pytest.mark.slow]
+
+RADRAFT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "radraft")
+
+
+def _exam(folder: Path, *, patient: str, issuer: str, days_ago: int, modality: str = "CT",
+          description: str = "CT CHEST") -> tuple[str, list[Path]]:
+    files = ct_phase_study(folder, phases=("A",), slices=2, description=description)
+    date = (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y%m%d")
+    for path in files:
+        ds = dcmread(path)
+        ds.PatientID, ds.IssuerOfPatientID, ds.StudyDate = patient, issuer, date
+        ds.Modality = modality
+        ds.save_as(path, enforce_file_format=True)
+    return str(dcmread(files[0]).StudyInstanceUID), files
+
+
+def _orm(accession: str, control: str) -> bytes:
+    segments = [
+        f"MSH|^~\\&|RIS|HOSP|RADRAFT|HOSP|||ORM^O01|{control}|P|2.3.1",
+        "PID|||P77^^^HOSP||DOE^J||19600101|M",
+        "PV1||E|ED^1^1",
+        "ORC|NW|PL1^RIS|FL1^RIS||SC||1^once^^^^S||20240101090000",
+        f"OBR|1|PL1^RIS|FL1^RIS|CTCH^CT CHEST^L|||||||||||||||{accession}|RP1|SPS1||||CT",
+    ]
+    return ("\r".join(segments) + "\r").encode()
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_order_over_mllp_prefetches_relevant_priors_from_orthanc(
+    sessions: sessionmaker[Session], db_url: str, tmp_path: Path, vhost: str,
+) -> None:
+    relevant, _ = _exam(tmp_path / "p1", patient="P77", issuer="HOSP", days_ago=40)
+    _exam(tmp_path / "p2", patient="P77", issuer="HOSP", days_ago=60, modality="MR",
+          description="MR KNEE")  # another modality: not relevant to a CT profile
+    _exam(tmp_path / "p3", patient="P77", issuer="HOSP", days_ago=3000)  # outside the window
+    _exam(tmp_path / "p4", patient="P77", issuer="OTHER", days_ago=20)  # another patient
+    with OrthancServer(tmp_path / "orthanc", extra_config={
+            "DicomAlwaysAllowFind": True, "DicomAlwaysAllowGet": True}) as pacs:
+        for path in sorted(tmp_path.glob("p*/*.dcm")):
+            pacs.upload(path)
+        data: dict[str, Any] = {
+            "data_dir": str(tmp_path / "data"), "database_url": db_url,
+            "broker_url": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+            "pacs": {"host": "127.0.0.1", "port": pacs.dicom_port, "ae_title": "ORTHANC",
+                     "timeout_s": 20, "prefetch_profile": "ct-generic"},
+            "profiles": {"ct-generic": {"max_priors": 2, "prior_window_days": 365,
+                                        "prior_modalities": ["CT"]}},
+            "jobs": {"sweep_interval_s": 1},
+        }
+        config = tmp_path / "radraft.yaml"
+        config.write_text(yaml.safe_dump(data))
+        settings = load_settings(config)
+        rules = tmp_path / "rules.yaml"
+        rules.write_text("rules: []\n")
+        hook = celery_on_order_change(settings, sessions, RulesWatcher(rules))
+        worker = subprocess.Popen(
+            [RADRAFT, "--config", str(config), "worker", "--concurrency", "1"],
+            stdout=(tmp_path / "worker.log").open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True)
+        try:
+            with running_listener(sessions, Hl7Settings(port=free_port()), hook) as port:
+                ack = ack_of(hl7_send(port, _orm("ACC-PF1", "PF1")))
+                assert str(ack.segment("MSA")[1]) == "AA"
+
+                def done() -> bool:
+                    with sessions() as session:
+                        row = session.scalars(select(PriorPrefetch)).first()
+                        return row is not None and row.state == "done"
+                wait_for("the prefetch done", done, tmp_path, timeout=180, interval=0.3)
+                # The same order again: one prefetch per order.
+                assert str(ack_of(hl7_send(port, _orm("ACC-PF1", "PF2"))).segment("MSA")[1]) \
+                    == "AA"
+                time.sleep(2)
+        finally:
+            os.killpg(worker.pid, signal.SIGTERM)
+            worker.wait(30)
+    with sessions() as session:
+        [row] = session.scalars(select(PriorPrefetch)).all()
+        assert row.chosen == [relevant]
+        assert (row.retrieved, row.held, row.issuer) == (1, 0, "HOSP")
+        cached = settings.data_dir / "priors" / relevant
+        assert len(list(cached.glob("*.dcm"))) == 2
+        # The study arrives: its draft gathers the prior from local disk (no PACS needed).
+        now = db_now(session)
+        study = Study(study_uid=generate_uid(), patient_id="P77", issuer_of_patient_id="HOSP",
+                      accession="ACC-PF1", study_date=now.strftime("%Y%m%d"),
+                      first_received_at=now, last_received_at=now)
+        unreachable = settings.model_copy(update={"pacs": settings.pacs.model_copy(
+            update={"host": "127.0.0.1", "port": free_port()})})
+        assert local_priors(session, unreachable, study,
+                            settings.profiles["ct-generic"]) == [cached]
+
+
+def test_lost_prefetch_wakeup_is_resent_by_the_sweeper(
+    sessions: sessionmaker[Session], db_url: str, tmp_path: Path,
+) -> None:
+    settings = worker_settings(tmp_path, db_url, pacs={"host": "127.0.0.1", "port": 104,
+                                                       "ae_title": "PACS"})
+    with sessions() as session:
+        now = db_now(session)
+        patient = Patient(patient_id="P1", issuer="H", updated_at=now)
+        session.add(patient)
+        session.flush()
+        session.add(Order(accession="A1", patient_ref=patient.id, status="active",
+                          received_at=now, updated_at=now))
+        session.commit()
+        wake = request_prefetch(session, settings, "A1")
+        session.commit()
+        assert wake is not None and wake.kind == "prefetch"
+        assert request_prefetch(session, settings, "A1") is None  # one per order
+        assert sweep_once(session, settings) == []  # its wake-up is on the way
+        # The node restarted before a worker took it: the row is still there, due again.
+        session.execute(update(PriorPrefetch).values(
+            next_attempt_at=db_now(session) - timedelta(seconds=1)))
+        session.commit()
+        assert sweep_once(session, settings) == [WakeUp("prefetch", wake.row_id, 0)]
+        assert sweep_once(session, settings) == []
