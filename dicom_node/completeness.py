@@ -100,8 +100,31 @@ class CompletenessMonitor:
                     announced.append(stable)
         return announced
 
+    def _due(self, study_uid: str) -> bool:
+        """Read-only: does the study have anything to settle now? (Most polls find nothing,
+        and take no write lock: the C-STORE path shares it on SQLite.)"""
+        with self.sessions() as session:
+            now = db_now(session)
+            steps = session.scalars(select(MppsStep).where(
+                MppsStep.study_uid == study_uid, MppsStep.settled_at.is_(None))).all()
+            in_progress = [s for s in steps if s.status == IN_PROGRESS]
+            limit = timedelta(seconds=self.settings.mpps_in_progress_timeout_s)
+            if in_progress:
+                return any(s.created_at <= now - limit for s in in_progress)
+            final = [s for s in steps if s.status in FINAL]
+            if not final:
+                return False
+            oldest = min(_final_at(s, now) for s in final)
+            if oldest <= now - timedelta(seconds=self.settings.mpps_instances_timeout_s):
+                return True
+            images = session.scalar(select(Study.image_count).where(
+                Study.study_uid == study_uid)) or 0
+            return images > 0 and missing_instances(session, [s.id for s in final]) == 0
+
     def _settle(self, study_uid: str) -> int | None:
         """Settle what can be settled; the Study row id when it is now complete."""
+        if not self._due(study_uid):
+            return None
         with self.sessions() as session:
             begin_write(session)
             now = db_now(session)
