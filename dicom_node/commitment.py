@@ -83,17 +83,31 @@ def _ref(sop_class: str, sop_uid: str) -> Dataset:
     return item
 
 
+def _stored(session: Session, sop_uids: list[str]) -> dict[str, tuple[str, str]]:
+    """sop uid -> (sop class, path) of the index rows, in chunks (a request may list
+    thousands of instances)."""
+    found: dict[str, tuple[str, str]] = {}
+    for start in range(0, len(sop_uids), 500):
+        chunk = sop_uids[start:start + 500]
+        for sop_uid, sop_class, path in session.execute(select(
+                Instance.sop_uid, Instance.sop_class_uid, Instance.path).where(
+                Instance.sop_uid.in_(chunk))):
+            found[sop_uid] = (sop_class, path)
+    return found
+
+
 def build_report(session: Session, request: CommitmentRequest) -> Report:
     """What the node holds durably of the request's instances, now."""
     report = Report(request.transaction_uid)
+    stored = _stored(session, [sop_uid for _cls, sop_uid in request.items])
     for sop_class, sop_uid in request.items:
-        row = session.scalars(select(Instance).where(Instance.sop_uid == sop_uid)).first()
-        if row is None or not Path(row.path).is_file():
+        row = stored.get(sop_uid)
+        if row is None or not Path(row[1]).is_file():
             report.failed.append((sop_class, sop_uid, NO_SUCH_OBJECT))
-        elif sop_class and row.sop_class_uid != sop_class:
+        elif sop_class and row[0] != sop_class:
             report.failed.append((sop_class, sop_uid, CLASS_INSTANCE_CONFLICT))
         else:
-            report.committed.append((sop_class or row.sop_class_uid, sop_uid))
+            report.committed.append((sop_class or row[0], sop_uid))
     return report
 
 

@@ -23,6 +23,8 @@ from radraft.worker.enqueue import (
     Enqueue,
     celery_enqueue,
 )
+from radraft.worker.heartbeat import worker_identity
+from radraft.worker.lease import LeaseKeeper
 from radraft.worker.links import Links, load_links
 from radraft.worker.outbox import deliver as deliver_row
 from radraft.worker.prefetch import run_prefetch
@@ -84,8 +86,10 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
                 session.commit()
             log.error("job %d: cannot draft: %s", job_id, exc)
             return "not-configured"
-        return draft_job(state.sessions, settings, links, backend, job_id, attempts,
-                         state.enqueue)
+        # The job's lease follows this process's life, not only the time limit (lease.py).
+        with LeaseKeeper(state.sessions, job_id, worker_identity(), settings.jobs):
+            return draft_job(state.sessions, settings, links, backend, job_id, attempts,
+                             state.enqueue)
 
     @app.task(name=DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def deliver(delivery_id: int, attempts: int) -> str:

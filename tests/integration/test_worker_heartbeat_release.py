@@ -3,6 +3,7 @@ lease); a job of a worker that beats, or of no beating worker at all, keeps its 
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from radraft.reporting.phantom import write_phantom_study
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.heartbeat import beat
 from radraft.worker.jobs import claim_job, create_jobs
+from radraft.worker.lease import LeaseKeeper
 from radraft.worker.sweeper import sweep_once
 
 
@@ -71,3 +73,33 @@ def test_restarted_worker_of_the_same_name_frees_its_predecessors_jobs(
         # A container restarted with the same host name and pid: its first beat.
         beat(session, "pod:7", "stat", first=True)
         assert sweep_once(session, settings) == [WakeUp("job", wake.row_id, 1, Priority.URGENT)]
+
+
+def test_a_drafting_process_that_dies_lets_its_lease_run_out_in_seconds(
+    sessions: sessionmaker[Session], tmp_path: Path, db_url: str,
+) -> None:
+    """A pool child killed alone: its main process still beats, but the lease it renewed
+    runs out within heartbeat_s * heartbeat_misses."""
+    settings = worker_settings(tmp_path, db_url,
+                               jobs={"heartbeat_s": 0.2, "heartbeat_misses": 3})
+    study_dir = tmp_path / "study"
+    write_phantom_study(study_dir, slices=2, size=32, phases=["portal venous"])
+    with sessions() as session:
+        study = index_folder(session, study_dir)
+        [wake] = create_jobs(session, settings, stable_of(study), [_outcome("ct-generic")])
+        session.commit()
+        beat(session, "host:9", "stat")
+        assert claim_job(session, wake.row_id, 0, worker="host:9", lease_s=1800)
+    with LeaseKeeper(sessions, wake.row_id, "host:9", settings.jobs):
+        time.sleep(1.0)  # renewed a few times: the lease is now about 0.6 s ahead
+        with sessions() as session:
+            beat(session, "host:9", "stat")  # its main process beats all along
+            assert sweep_once(session, settings) == []
+            job = session.get(Job, wake.row_id)
+            assert job is not None and job.lease_until is not None
+            assert job.lease_until - db_now(session) < timedelta(seconds=5)
+    time.sleep(1.0)  # the process "died": no renewal, the lease runs out
+    with sessions() as session:
+        beat(session, "host:9", "stat")  # its main process still beats
+        assert sweep_once(session, settings) == [
+            WakeUp("job", wake.row_id, 1, Priority.URGENT)]
