@@ -161,3 +161,26 @@ def test_discontinued_step_follows_the_rules_on_discontinued(
         draft = RuleOutcome("ct-d", "draft", profile="ct-generic", priority=Priority.URGENT,
                             on_discontinued="draft")
         assert len(create_jobs(session, settings, announced[0], [draft])) == 1
+
+
+def test_step_never_ended_is_reported_and_the_timer_decides(
+    tmp_path: Path, db_url: str, sessions: sessionmaker[Session],
+) -> None:
+    files = ct_phase_study(tmp_path / "s", phases=("A",), slices=2)
+    study_uid = str(dcmread(files[0]).StudyInstanceUID)
+    announced: list[StudyStable] = []
+    settings = node_settings(tmp_path / "data", db_url, free_port(), stable_seconds=0.5,
+                             mpps_in_progress_timeout_s=2.0, receive_processes=2)
+    with running_node(settings, sessions, announced.append) as node:
+        scu = MppsScu(node.port)  # served by one of two receiving processes
+        status, step_uid = scu.create(step_dataset(study_uid))
+        assert status == 0x0000
+        scu.close()
+        _send(files, node.port)
+        _until("the study announced by the timer", lambda: len(announced) == 1)
+    with sessions() as session:
+        step = session.scalars(select(MppsStep).where(MppsStep.sop_uid == step_uid)).one()
+        assert step.status == "IN PROGRESS" and step.settled_at is not None
+        kinds = session.scalars(select(AuditEvent.kind).where(
+            AuditEvent.study_uid == study_uid)).all()
+        assert "mpps.no_final_state" in kinds and "study.stable" in kinds
