@@ -40,9 +40,10 @@ def _expire_leases(session: Session, now: datetime, settings: Settings) -> int:
     stale = session.scalars(select(Job).where(
         Job.state == "running", or_(Job.lease_until < now, Job.worker.in_(dead)),
     ).limit(BATCH)).all()
+    silent = set(session.scalars(dead)) if stale else set()
     for job in stale:
-        why = "lease expired" if job.lease_until is None or job.lease_until < now else (
-            "worker heartbeat stale")
+        # The lease is renewed by the drafting process (lease.py): either way it is gone.
+        why = "worker heartbeat stale" if job.worker in silent else "lease expired"
         if job.attempts >= job.max_attempts:
             job.state = "failed"
             job.finished_at = now
