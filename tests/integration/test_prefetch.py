@@ -20,16 +20,20 @@ from mllp_helpers import ack_of, hl7_send, running_listener
 from node_helpers import ct_phase_study
 from orthanc import OrthancServer
 from pydicom import dcmread
-from pydicom.uid import generate_uid
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import worker_settings
+from standin_model import stand_in_links
+from worker_helpers import index_folder, stable_of, worker_settings
 
-from radraft.core.db import Order, Patient, PriorPrefetch, Study, db_now
+from radraft.core.db import Draft, Order, Patient, PriorPrefetch, db_now
 from radraft.core.settings import Hl7Settings, load_settings
-from radraft.dicom_node.rules import RulesWatcher
+from radraft.core.types import Priority
+from radraft.dicom_node.rules import RuleOutcome, RulesWatcher
+from radraft.reporting.phantom import write_phantom_study
+from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.gather import local_priors
+from radraft.worker.jobs import create_jobs
 from radraft.worker.orders import celery_on_order_change
 from radraft.worker.prefetch import request_prefetch
 from radraft.worker.sweeper import sweep_once
@@ -117,15 +121,26 @@ def test_order_over_mllp_prefetches_relevant_priors_from_orthanc(
         assert (row.retrieved, row.held, row.issuer) == (1, 0, "HOSP")
         cached = settings.data_dir / "priors" / relevant
         assert len(list(cached.glob("*.dcm"))) == 2
-        # The study arrives: its draft gathers the prior from local disk (no PACS needed).
-        now = db_now(session)
-        study = Study(study_uid=generate_uid(), patient_id="P77", issuer_of_patient_id="HOSP",
-                      accession="ACC-PF1", study_date=now.strftime("%Y%m%d"),
-                      first_received_at=now, last_received_at=now)
-        unreachable = settings.model_copy(update={"pacs": settings.pacs.model_copy(
-            update={"host": "127.0.0.1", "port": free_port()})})
-        assert local_priors(session, unreachable, study,
-                            settings.profiles["ct-generic"]) == [cached]
+    # The study arrives (the PACS is gone now): its draft takes the prior from local disk
+    # and cites it in its frames.
+    write_phantom_study(tmp_path / "current", patient_id="P77", slices=4, size=32,
+                        phases=["portal venous"], accession="ACC-PF1",
+                        study_date=datetime.now(UTC).strftime("%Y%m%d"))
+    with sessions() as session:
+        study = index_folder(session, tmp_path / "current")
+        study.issuer_of_patient_id = "HOSP"
+        assert local_priors(session, settings, study, settings.profiles["ct-generic"]) == [
+            cached]
+        outcome = RuleOutcome("ed", "draft", profile="ct-generic", priority=Priority.URGENT,
+                              destinations=())
+        [wake] = create_jobs(session, settings, stable_of(study), [outcome])
+        session.commit()
+    links = stand_in_links()
+    assert draft_job(sessions, settings, links, links.make_backend(settings), wake.row_id, 0,
+                     lambda _w: None) == "done"
+    with sessions() as session:
+        draft = session.scalars(select(Draft)).one()
+        assert relevant in {segment["study_uid"] for segment in draft.segments}
 
 
 def test_lost_prefetch_wakeup_is_resent_by_the_sweeper(
