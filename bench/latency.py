@@ -16,6 +16,9 @@ Modes:
             every image) right after the last one
   prefetch  as mpps, and an ORM^O01 over MLLP first: the order's prior prefetch C-GETs
             the patient's prior from Orthanc before the study arrives (pacs configured)
+  killed    as mpps, but drafts by two real `radraft worker` processes on RabbitMQ and a
+            stand-in model server; the worker that took the job is SIGKILLed in its model
+            call (bench/latency_killed.py; not in the default --modes)
 Prints each interval's median over --reps. Target: mpps + prefetch last image -> ED alert
 <= 5 s plus the model's own time, against >= 30 s with the timer alone.
 """
@@ -23,133 +26,26 @@ Prints each interval's median over --reps. Target: mpps + prefetch last image ->
 from __future__ import annotations
 
 import argparse
-import socket
-import socketserver
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bench.latency_peers import AlertPeer, Marks, StandIn, free_port, mllp_send, orm
+
 STABLE_S = 30.0
 INTERVALS = (("complete", "last image -> complete"), ("draft_start", "complete -> draft start"),
              ("outbox", "draft start -> outbox"), ("alert", "outbox -> ED alert"),
              ("total", "last image -> ED alert"))
-REPORT = {
-    "exam": "CT abdomen", "technique": "portal venous", "comparison": "none",
-    "clinical_history": "benchmark",
-    "findings": [{"system": "bowel", "text": "stand-in urgent finding", "severity": "significant",
-                  "finding_type": "SCT:52988006", "finding_site": "SCT:12738006",
-                  "frames": [1]}],
-    "impression": [{"rank": 1, "text": "stand-in"}], "recommendations": [],
-    "triage": {"level": "urgent", "reasons": ["stand-in urgent finding"]},
-    "limitations": "stand-in model",
-}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class _Result:
-    report: Any
-    model_id: str = "stand-in"
-
-
-class _StandIn:
-    def draft(self, seq: Any, prompt: Any) -> _Result:
-        from radraft.reporting.report_schema import DraftReport
-
-        return _Result(DraftReport.model_validate(REPORT))
-
-
-@dataclass
-class Marks:
-    """Wall-clock marks of one run (time.monotonic)."""
-
-    last_image: float = 0.0
-    complete: float = 0.0
-    draft_start: float = 0.0
-    outbox: float = 0.0
-    alert: float = 0.0
-    alerted: threading.Event = field(default_factory=threading.Event)
-
-    def intervals(self) -> dict[str, float]:
-        return {"complete": self.complete - self.last_image,
-                "draft_start": self.draft_start - self.complete,
-                "outbox": self.outbox - self.draft_start, "alert": self.alert - self.outbox,
-                "total": self.alert - self.last_image}
-
-
-class AlertPeer:
-    """An MLLP peer that timestamps the first message and answers AA."""
-
-    def __init__(self, marks: Callable[[], Marks]) -> None:
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                buffer = b""
-                while True:
-                    chunk = self.request.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                    while b"\x1c\r" in buffer:
-                        frame, buffer = buffer.split(b"\x1c\r", 1)
-                        run = marks()
-                        if not run.alerted.is_set():
-                            run.alert = time.monotonic()
-                            run.alerted.set()
-                        msh = frame.lstrip(b"\x0b").split(b"\r", 1)[0].split(b"|")
-                        control = msh[9] if len(msh) > 9 else b""
-                        ack = b"MSH|^~\\&|ED|ED|RADRAFT|RADRAFT||||ACK|A" + control + \
-                              b"|P|2.5\rMSA|AA|" + control + b"\r"
-                        self.request.sendall(b"\x0b" + ack + b"\x1c\r")
-
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = int(self.server.server_address[1])
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def mllp_send(port: int, message: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-        sock.sendall(b"\x0b" + message + b"\x1c\r")
-        reply = b""
-        while not reply.endswith(b"\x1c\r"):
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            reply += chunk
-    return reply
-
-
-def _orm(patient_id: str, accession: str) -> bytes:
-    return ("\r".join([
-        "MSH|^~\\&|RIS|HOSP|RADRAFT|HOSP|||ORM^O01|B1|P|2.3.1",
-        f"PID|||{patient_id}||PHANTOM^BENCH||19600101|M",
-        "PV1||E|ED^1^1",
-        "ORC|NW|PL1^RIS|FL1^RIS||SC||1^once^^^^S||20261120090000",
-        f"OBR|1|PL1^RIS|FL1^RIS|CTAB^CT ABDOMEN^L|||||||||||||||{accession}|RP1|SPS1||||CT",
-    ]) + "\r").encode()
-
-
 @contextmanager
 def _orthanc_with_prior(work: Path, prior: Path) -> Iterator[int]:
     from tests.orthanc import OrthancServer
@@ -216,7 +112,7 @@ def run_once(mode: str, study: Path, prior: Path, pacs_port: int) -> dict[str, f
     except Exception:  # noqa: BLE001 - the bench runs without the model links installed
         links = Links(build_prompt=lambda *a, **k: type("P", (), {
             "system": "s", "user": "u", "sha256": "0" * 64})(), make_backend=lambda _s: None)
-    backend = _StandIn()
+    backend = StandIn()
     pool = ThreadPoolExecutor(4)
 
     def run(wake: WakeUp) -> None:
@@ -262,7 +158,7 @@ def run_once(mode: str, study: Path, prior: Path, pacs_port: int) -> dict[str, f
     scu = None
     try:
         if mode == "prefetch":
-            mllp_send(settings.hl7.port, _orm(str(first.PatientID), str(first.AccessionNumber)))
+            mllp_send(settings.hl7.port, orm(str(first.PatientID), str(first.AccessionNumber)))
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 with sessions() as session:
@@ -321,17 +217,29 @@ def main(argv: list[str] | None = None) -> int:
                                     phases=["portal venous"], study_uid=generate_uid(),
                                     seed=rep, accession=f"LAT-{mode[:3]}-{rep}")
                 print(f"{mode}, rep {rep + 1}: sending ...", flush=True)
-                intervals = run_once(mode, source / f"study-{mode}-{rep}",
-                                     source / "prior", pacs_port)
+                if mode == "killed":
+                    from bench.latency_killed import run_killed
+
+                    intervals = run_killed(source / f"study-{mode}-{rep}")
+                else:
+                    intervals = run_once(mode, source / f"study-{mode}-{rep}",
+                                         source / "prior", pacs_port)
                 print("  " + ", ".join(f"{k} {v:.2f} s" for k, v in intervals.items()),
                       flush=True)
                 results[mode].append(intervals)
     print(f"\nmedians of {args.reps} run(s); one CT series of {args.slices} slices 128^2; "
           "stand-in model (add the model's own time); drafts in-process (no broker hop)")
-    print(f"{'interval':<26}" + "".join(f"{m:>12}" for m in modes))
-    for key, label in INTERVALS:
-        row = "".join(f"{statistics.median(r[key] for r in results[m]):>12.2f}" for m in modes)
+    table = [m for m in modes if m != "killed"]
+    if table:
+        print(f"{'interval':<26}" + "".join(f"{m:>12}" for m in table))
+    for key, label in INTERVALS if table else ():
+        row = "".join(f"{statistics.median(r[key] for r in results[m]):>12.2f}" for m in table)
         print(f"{label:<26}{row}")
+    if "killed" in modes:
+        print("\nkilled: MPPS, two `radraft worker` on RabbitMQ, the drafting one SIGKILLed "
+              "inside its model call (jobs.heartbeat_s 1, time_limit_s 1800)")
+        for key in results["killed"][0]:
+            print(f"{key:<26}{statistics.median(r[key] for r in results['killed']):>12.2f}")
     return 0
 
 
