@@ -167,3 +167,30 @@ def test_lost_prefetch_wakeup_is_resent_by_the_sweeper(
         session.commit()
         assert sweep_once(session, settings) == [WakeUp("prefetch", wake.row_id, 0)]
         assert sweep_once(session, settings) == []
+
+
+def test_an_omi_o23_imaging_order_over_mllp_asks_for_a_prefetch(
+    sessions: sessionmaker[Session], db_url: str, tmp_path: Path,
+) -> None:
+    """The dcm4che sample OMI^O23 (accession in IPC-1) through the real listener: one queued
+    prefetch for its patient (PID-3 with its assigning authority)."""
+    settings = worker_settings(tmp_path, db_url, pacs={"host": "127.0.0.1", "port": 104,
+                                                       "ae_title": "PACS"})
+    wakes: list[WakeUp] = []
+
+    def hook(change: object) -> None:
+        with sessions() as session:
+            wake = request_prefetch(session, settings, change.accession)  # type: ignore[attr-defined]
+            session.commit()
+        if wake is not None:
+            wakes.append(wake)
+
+    sample = (Path(__file__).resolve().parents[1] / "data" / "hl7"
+              / "omi_o23_imaging_order.hl7").read_bytes()
+    with running_listener(sessions, Hl7Settings(port=free_port()), hook) as port:
+        assert str(ack_of(hl7_send(port, sample)).segment("MSA")[1]) == "AA"
+        wait_for("the prefetch requested", lambda: bool(wakes), tmp_path, timeout=30)
+    with sessions() as session:
+        [row] = session.scalars(select(PriorPrefetch)).all()
+        assert (row.patient_id, row.issuer, row.state) == ("PID_1", "ADT1", "queued")
+        assert wakes == [WakeUp("prefetch", row.id, 0)]
