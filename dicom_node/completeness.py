@@ -88,11 +88,8 @@ class CompletenessMonitor:
     # --- MPPS -------------------------------------------------------------------------
 
     def _check_steps(self) -> list[StudyStable]:
-        with self.sessions() as session:
-            study_uids = session.scalars(select(MppsStep.study_uid).where(
-                MppsStep.settled_at.is_(None)).distinct()).all()
         announced = []
-        for study_uid in study_uids:
+        for study_uid in self._due():
             study_id = self._settle(study_uid)
             if study_id is not None:
                 stable = self.announce(study_id)
@@ -100,31 +97,40 @@ class CompletenessMonitor:
                     announced.append(stable)
         return announced
 
-    def _due(self, study_uid: str) -> bool:
-        """Read-only: does the study have anything to settle now? (Most polls find nothing,
-        and take no write lock: the C-STORE path shares it on SQLite.)"""
+    def _due(self) -> list[str]:
+        """Read-only, one query for every unsettled step: the studies with something to
+        settle now. Most polls find none and take no write lock (the C-STORE path shares
+        it on SQLite)."""
         with self.sessions() as session:
             now = db_now(session)
-            steps = session.scalars(select(MppsStep).where(
-                MppsStep.study_uid == study_uid, MppsStep.settled_at.is_(None))).all()
-            in_progress = [s for s in steps if s.status == IN_PROGRESS]
-            limit = timedelta(seconds=self.settings.mpps_in_progress_timeout_s)
-            if in_progress:
-                return any(s.created_at <= now - limit for s in in_progress)
-            final = [s for s in steps if s.status in FINAL]
-            if not final:
-                return False
-            oldest = min(_final_at(s, now) for s in final)
-            if oldest <= now - timedelta(seconds=self.settings.mpps_instances_timeout_s):
-                return True
-            images = session.scalar(select(Study.image_count).where(
-                Study.study_uid == study_uid)) or 0
-            return images > 0 and missing_instances(session, [s.id for s in final]) == 0
+            steps = session.scalars(select(MppsStep).where(MppsStep.settled_at.is_(None))).all()
+            by_study: dict[str, list[MppsStep]] = {}
+            for step in steps:
+                by_study.setdefault(step.study_uid, []).append(step)
+            in_progress_limit = now - timedelta(
+                seconds=self.settings.mpps_in_progress_timeout_s)
+            instances_limit = now - timedelta(seconds=self.settings.mpps_instances_timeout_s)
+            due = []
+            for study_uid, group in by_study.items():
+                open_steps = [s for s in group if s.status == IN_PROGRESS]
+                if open_steps:
+                    if any(s.created_at <= in_progress_limit for s in open_steps):
+                        due.append(study_uid)
+                    continue
+                final = [s for s in group if s.status in FINAL]
+                if not final:
+                    continue
+                if min(_final_at(s, now) for s in final) <= instances_limit:
+                    due.append(study_uid)
+                    continue
+                images = session.scalar(select(Study.image_count).where(
+                    Study.study_uid == study_uid)) or 0
+                if images > 0 and missing_instances(session, [s.id for s in final]) == 0:
+                    due.append(study_uid)
+            return due
 
     def _settle(self, study_uid: str) -> int | None:
         """Settle what can be settled; the Study row id when it is now complete."""
-        if not self._due(study_uid):
-            return None
         with self.sessions() as session:
             begin_write(session)
             now = db_now(session)
