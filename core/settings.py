@@ -59,6 +59,11 @@ class SiteSettings(_Strict):
         return value
 
 
+class CommitmentPeer(_Strict):
+    host: str
+    port: int = Field(ge=1, le=65535)
+
+
 class DicomSettings(_Strict):
     ae_title: str = "RADRAFT"
     # Loopback unless configured: a door opens to the network only by a written decision
@@ -89,6 +94,17 @@ class DicomSettings(_Strict):
     tls_key: Path | None = None
     tls_ca: Path | None = None
     tls_peers: dict[str, str] = Field(default_factory=dict)
+    # MPPS (README "Knowing when a study is complete"): a final step's missing instances are
+    # waited on this long, then reported; a step never set final holds its study this long.
+    mpps_instances_timeout_s: float = Field(600.0, gt=0)
+    mpps_in_progress_timeout_s: float = Field(14400.0, gt=0)
+    # A rule's `complete_when` is met once its series are there and quiet this long.
+    complete_when_quiet_s: float = Field(3.0, ge=0)
+    # Storage commitment: where to send a report when the requester's association is gone
+    # (AE title -> host/port; else a `dicom` destination with that AE title).
+    commitment_peers: dict[str, CommitmentPeer] = Field(default_factory=dict)
+    commitment_retry_s: float = Field(30.0, gt=0)
+    commitment_max_attempts: int = Field(10, ge=1)
 
     @field_validator("ae_title")
     @classmethod
@@ -206,6 +222,10 @@ class ProfileSettings(_Strict):
     # "SCT:59282003" or meanings such as "Pulmonary embolism"); empty: every code.
     finding_types: list[str] = Field(default_factory=list)
     finding_sites: list[str] = Field(default_factory=list)
+    # Prefetch relevance (an order's priors fetched before its study): modalities and body
+    # parts a prior must have (empty: the order's own modality / any body part).
+    prior_modalities: list[str] = Field(default_factory=list)
+    prior_body_parts: list[str] = Field(default_factory=list)
 
 
 class _TlsClient(_Strict):
@@ -305,6 +325,10 @@ class JobSettings(_Strict):
     # A queued row whose wake-up was lost (embedded broker, failed publish) is re-sent after
     # this long; a duplicate wake-up is harmless (claims check the attempts count).
     redeliver_after_s: float = Field(300.0, gt=0)
+    # Workers beat every heartbeat_s; a running job whose worker missed heartbeat_misses
+    # beats is released by the sweeper at once instead of after time_limit_s.
+    heartbeat_s: float = Field(10.0, gt=0)
+    heartbeat_misses: int = Field(3, ge=2)
 
 
 class PacsSettings(_Strict):
@@ -320,6 +344,10 @@ class PacsSettings(_Strict):
     ae_title: str = ""
     retrieve: Literal["move", "get"] = "get"
     timeout_s: float = Field(60.0, gt=0)
+    # An order over HL7 prefetches its patient's priors (worker/prefetch.py), chosen by this
+    # profile's prior_* keys and max_priors.
+    prefetch: bool = True
+    prefetch_profile: str = "ct-generic"
 
 
 def _default_profiles() -> dict[str, ProfileSettings]:

@@ -14,11 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
 from radraft.dicom_node import tls
+from radraft.dicom_node.commitment_report import CommitmentReporter
+from radraft.dicom_node.completeness import CompletenessMonitor
 from radraft.dicom_node.dispatch import Dispatcher
 from radraft.dicom_node.purge import purge_for_settings
 from radraft.dicom_node.receiver import Receiver
 from radraft.dicom_node.receiving_process import spawn_receivers
 from radraft.dicom_node.repair import repair_index
+from radraft.dicom_node.rules.watch import RulesWatcher
 from radraft.dicom_node.stability import OnStable, StabilityMonitor
 from radraft.dicom_node.storage import InstanceStore
 
@@ -32,7 +35,7 @@ class DicomNode:
 
     def __init__(
         self, settings: Settings, sessions: sessionmaker[Session], on_stable: OnStable,
-        *, poll_interval_s: float | None = None,
+        *, poll_interval_s: float | None = None, rules: RulesWatcher | None = None,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
@@ -40,6 +43,10 @@ class DicomNode:
             sessions, on_stable, stable_seconds=settings.dicom.stable_seconds,
             poll_interval_s=poll_interval_s,
         )
+        # MPPS and complete_when announce through the same monitor (once per version).
+        self.completeness = CompletenessMonitor(
+            sessions, self.monitor.announce_now, settings.dicom, rules=rules)
+        self.commitment = CommitmentReporter(settings, sessions)
         self._receiver: Receiver | None = None
         self._dispatcher: Dispatcher | None = None
         self._processes: list[mp.process.BaseProcess] = []
@@ -80,6 +87,8 @@ class DicomNode:
                 raise
             self._dispatcher.start()
         self.monitor.start()
+        self.completeness.start()
+        self.commitment.start()
         log.info(
             "DICOM node %s listening on %s:%d (%d receiving process%s)",
             self.settings.dicom.ae_title, self.settings.dicom.host, self.port, count,
@@ -87,6 +96,8 @@ class DicomNode:
         )
 
     def stop(self) -> None:
+        self.commitment.stop()
+        self.completeness.stop()
         self.monitor.stop()
         if self._receiver is not None:
             self._receiver.stop()

@@ -35,6 +35,7 @@ from radraft.dicom_node.leftovers import LeftoverSweeper
 from radraft.dicom_node.peers import PeerLimit
 from radraft.dicom_node.scp import StoreHandler, handle_echo
 from radraft.dicom_node.servers import HandedServer, NodeServer
+from radraft.dicom_node.services import NodeServices, add_service_contexts
 from radraft.dicom_node.space import SpaceWatch
 from radraft.dicom_node.storage import InstanceStore, fsync_file
 
@@ -56,6 +57,7 @@ def build_ae(settings: Settings) -> AE:
     dicom = settings.dicom
     ae = AE(ae_title=dicom.ae_title)
     ae.add_supported_context(Verification)
+    add_service_contexts(ae)  # MPPS, storage commitment (services.py)
     # Wrong called AE: A-ASSOCIATE-RJ permanent, service-user, reason 7.
     ae.require_called_aet = True
     # Unknown calling AE: A-ASSOCIATE-RJ permanent, service-user, reason 3.
@@ -92,6 +94,7 @@ class Receiver:
             placer=self.placer, synced=fsync_file, space=self.space,
             limits=settings.dicom,
         )
+        self.services = NodeServices(settings)
         self._server: NodeServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,6 +128,7 @@ class Receiver:
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
             (evt.EVT_CONN_OPEN, self._opened), *self.handler.assoc_log.handlers(),
+            *self.services.handlers(),
         ]
         if not self.fast:  # the fast path counts arrivals in its socket instead
             handlers.append((evt.EVT_DATA_RECV, self._data_received))
@@ -186,3 +190,4 @@ class Receiver:
             self.early_sync.shutdown()
             self.placer.shutdown(wait=True)
             self.engine.dispose()
+            self.services.close()

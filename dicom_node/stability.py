@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from radraft.core import audit
 from radraft.core.db import Study, StudyAnnouncement, db_now
 from radraft.core.types import StudyStable
+from radraft.dicom_node.completeness import held_by_mpps
 from radraft.dicom_node.index import begin_write, study_version
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class StabilityMonitor:
                         Study.announced_image_count.is_(None),
                         Study.image_count != Study.announced_image_count,
                     ),
+                    ~held_by_mpps(),  # its MPPS step says when it is complete
                 ).order_by(Study.last_image_at)
             ).all()
         for study_id in due:
@@ -68,6 +70,10 @@ class StabilityMonitor:
             if stable is not None:
                 announced.append(stable)
         return announced
+
+    def announce_now(self, study_id: int) -> StudyStable | None:
+        """Announce a study whatever its timer (its MPPS step or rule says it is complete)."""
+        return self._announce(study_id)
 
     def _announce(self, study_id: int) -> StudyStable | None:
         # Read a consistent snapshot, call back OUTSIDE any transaction (the callback writes

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import yaml
-from conftest import free_port
+from helpers.net import free_port
 from pynetdicom import AE
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 

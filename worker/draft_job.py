@@ -14,7 +14,6 @@ locks and an old snapshot for all that time (tests/integration/test_draft_sessio
 from __future__ import annotations
 
 import logging
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -43,6 +42,7 @@ from radraft.worker.draft_inputs import (
 )
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.gather import evidence_from_index, local_priors, pacs_priors, study_folder
+from radraft.worker.heartbeat import worker_identity
 from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.outbox import add_deliveries
 from radraft.worker.pipeline import DraftProduct, DraftRequest, predecessor_ref, run_draft
@@ -234,7 +234,7 @@ def draft_job(
     """Run job `job_id` for attempt `attempts`; returns the job's new state ("not-due" when
     the message is stale, "lost" when the job was taken back while it was drafted)."""
     with sessions() as session:
-        job = claim_job(session, job_id, attempts, worker=socket.gethostname(),
+        job = claim_job(session, job_id, attempts, worker=worker_identity(),
                         lease_s=settings.jobs.time_limit_s)
         if job is None:
             return "not-due"

@@ -16,10 +16,11 @@ from radraft.worker.celery_app import draft_queue
 
 log = logging.getLogger(__name__)
 
-WakeKind = Literal["job", "delivery"]
+WakeKind = Literal["job", "delivery", "prefetch"]
 
 DRAFT_TASK = "radraft.draft"
 DELIVER_TASK = "radraft.deliver"
+PREFETCH_TASK = "radraft.prefetch"  # network-bound, like deliveries: the delivery queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +38,7 @@ def celery_enqueue(app: Celery) -> Enqueue:
     """Publish wake-ups with `app`; a publish error is logged, never raised (see module doc)."""
 
     def enqueue(wake: WakeUp) -> None:
-        name = DRAFT_TASK if wake.kind == "job" else DELIVER_TASK
+        name = {"job": DRAFT_TASK, "delivery": DELIVER_TASK}.get(wake.kind, PREFETCH_TASK)
         queue = draft_queue(wake.priority) if wake.kind == "job" else "delivery"
         try:
             app.send_task(

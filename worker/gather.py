@@ -18,6 +18,7 @@ from radraft.core.settings import ProfileSettings, Settings
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
 from radraft.dicom_node.client.web_query import WebPacs, find_studies_web, get_study_web
 from radraft.dicom_node.storage import safe_name
+from radraft.worker.prefetch import prefetched_priors
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,9 @@ def local_priors(
             folders.append(study_folder(session, settings, prior.study_uid))
         except FrameError:
             continue
-    return folders
+    # Priors an order's prefetch put in the prior cache (worker/prefetch.py).
+    folders += [f for f in prefetched_priors(session, settings, study) if f not in folders]
+    return folders[: profile.max_priors]
 
 
 def modalities_in_study(ds: Dataset) -> set[str]:

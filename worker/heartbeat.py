@@ -9,26 +9,43 @@ import os
 import socket
 import threading
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import WorkerHeartbeat, db_now
+from radraft.core.db import Job, WorkerHeartbeat, db_now
 
 log = logging.getLogger(__name__)
 
 BEAT_S = 30.0
 ALIVE_WITHIN_S = 3 * BEAT_S  # two beats missed: shown as not alive
+# The beating process's name, inherited by its Celery pool processes: a job records it as
+# its worker, so the sweeper can tell a job whose worker stopped beating (sweeper.py).
+WORKER_ENV = "RADRAFT_WORKER_NAME"
 
 
-def beat(session: Session, name: str, queues: str) -> None:
-    """Record that worker `name` is alive now (commits)."""
+def worker_identity() -> str:
+    """The name a claimed job records as its worker (the heartbeat row's name)."""
+    return os.environ.get(WORKER_ENV) or socket.gethostname()
+
+
+def beat(session: Session, name: str, queues: str, *, first: bool = False) -> None:
+    """Record that worker `name` is alive now (commits).
+
+    On a process's first beat, a row already there is a previous process of the same name
+    (a restarted container reuses host and pid): its running jobs are not ours, so their
+    leases end now and the sweeper takes them back.
+    """
     now = db_now(session)
     row = session.scalars(select(WorkerHeartbeat).where(WorkerHeartbeat.name == name)).first()
     if row is None:
         session.add(WorkerHeartbeat(name=name, queues=queues, started_at=now, seen_at=now))
     else:
         row.seen_at, row.queues = now, queues
+        if first:
+            row.started_at = now
+            session.execute(update(Job).where(Job.worker == name, Job.state == "running")
+                            .values(lease_until=now))
     session.commit()
 
 
@@ -47,6 +64,7 @@ class Heartbeat:
                                         daemon=True)
 
     def start(self) -> None:
+        os.environ[WORKER_ENV] = self.worker_name  # before the pool processes are made
         self._thread.start()
 
     def stop(self) -> None:
@@ -61,10 +79,12 @@ class Heartbeat:
             log.warning("heartbeat row of %s not removed", self.worker_name)
 
     def _run(self) -> None:
+        first = True
         while not self._stop.is_set():
             try:
                 with self._sessions() as session:
-                    beat(session, self.worker_name, self._queues)
+                    beat(session, self.worker_name, self._queues, first=first)
+                first = False
             except SQLAlchemyError:  # the loop outlives a database hiccup
                 log.warning("heartbeat of %s failed; retrying", self.worker_name)
             self._stop.wait(self._interval)

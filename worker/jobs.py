@@ -18,6 +18,7 @@ from radraft.core import audit
 from radraft.core.db import Job, Order, RuleDecision, Study, db_now
 from radraft.core.settings import Settings
 from radraft.core.types import Priority, StudyStable
+from radraft.dicom_node.completeness import study_discontinued
 from radraft.dicom_node.rules import RuleOutcome, RulesWatcher, facts_for_study
 from radraft.worker.enqueue import Enqueue, WakeUp
 
@@ -54,6 +55,24 @@ def _record_decisions(
         )
 
 
+def _discontinued_filter(
+    session: Session, stable: StudyStable, drafts: list[RuleOutcome],
+) -> list[RuleOutcome]:
+    """A study whose MPPS steps were all DISCONTINUED is drafted only by rules saying
+    `on_discontinued: draft`; the others are skipped, with the CID 9300 reason audited."""
+    step = study_discontinued(session, stable.study_uid)
+    if step is None:
+        return drafts
+    kept = [o for o in drafts if o.on_discontinued == "draft"]
+    for outcome in drafts:
+        if outcome not in kept:
+            audit.record(session, "job.skipped", study_uid=stable.study_uid,
+                         version=stable.version, rule=outcome.rule_name,
+                         reason="MPPS step discontinued", code=step.discontinued_code,
+                         meaning=step.discontinued_meaning)
+    return kept
+
+
 def create_jobs(
     session: Session, settings: Settings, stable: StudyStable, outcomes: Sequence[RuleOutcome],
 ) -> list[WakeUp]:
@@ -72,6 +91,7 @@ def create_jobs(
     if any(o.action == "unmatched" for o in outcomes) and study is not None:
         study.admin_flag = "no routing rule matched"
     drafts = [o for o in outcomes if o.action == "draft"]
+    drafts = _discontinued_filter(session, stable, drafts)
     if drafts and closed_order(session, stable.study_uid, study.accession if study else ""):
         audit.record(session, "job.skipped", study_uid=stable.study_uid,
                      version=stable.version, reason="order cancelled or final")

@@ -25,6 +25,7 @@ from radraft.dicom_node.rules import RulesWatcher, facts_for_study
 from radraft.ehr.apply import OrderChange
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.jobs import closed_order, create_jobs
+from radraft.worker.prefetch import request_prefetch
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +113,18 @@ def celery_on_order_change(
     from radraft.worker.quality_tasks import score_publisher
 
     app = make_celery(settings)
-    hook = make_on_order_change(settings, sessions, rules, celery_enqueue(app))
+    enqueue = celery_enqueue(app)
+    hook = make_on_order_change(settings, sessions, rules, enqueue)
     score = score_publisher(app)
 
     def on_order_change(change: OrderChange) -> None:
         hook(change.accession, change.study_uid)
         if change.status == "final":
             score(change.accession)  # pair its drafts with the final report (issue 21)
+        with sessions() as session:  # the order's priors, before its study (prefetch.py)
+            wake = request_prefetch(session, settings, change.accession)
+            session.commit()
+        if wake is not None:
+            enqueue(wake)
 
     return on_order_change

@@ -58,7 +58,7 @@ def build_components(
     rules = rules_watcher(settings)
     rules.on_load = mode_auditor(sessions)  # shadow <-> live is an audited change
     on_stable = on_stable or celery_on_stable(settings, sessions, rules)
-    components: list[Component] = [rules, DicomNode(settings, sessions, on_stable)]
+    components: list[Component] = [rules, DicomNode(settings, sessions, on_stable, rules=rules)]
     components.append(Hl7Listener(
         settings, sessions, on_order_change=celery_on_order_change(settings, sessions, rules)))
     components += console_components(settings, sessions, rules)

@@ -11,29 +11,41 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
-from radraft.core.db import Delivery, Job, db_now
+from radraft.core.db import Delivery, Job, WorkerHeartbeat, db_now
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.worker.enqueue import Enqueue, WakeUp
+from radraft.worker.prefetch import due_prefetches
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
 
 
-def _expire_leases(session: Session, now: datetime) -> int:
-    """Running jobs whose worker vanished: queued again, or failed past their cap."""
+def _expire_leases(session: Session, now: datetime, settings: Settings) -> int:
+    """Running jobs whose worker vanished: queued again, or failed past their cap.
+
+    A worker vanished when its lease ran out, or at once when its heartbeat row stopped
+    moving for `jobs.heartbeat_misses` beats (a SIGKILLed or powered-off worker). A job
+    whose worker has no heartbeat row (a draft run in-process) waits for its lease.
+    """
+    silent_since = now - timedelta(
+        seconds=settings.jobs.heartbeat_s * settings.jobs.heartbeat_misses)
+    dead = select(WorkerHeartbeat.name).where(WorkerHeartbeat.seen_at < silent_since)
     # SKIP LOCKED: a worker storing its draft holds the job's row lock (draft_job._ours);
     # taking the job back under it would overwrite the result it is committing.
     stale = session.scalars(select(Job).where(
-        Job.state == "running", Job.lease_until < now,
+        Job.state == "running", or_(Job.lease_until < now, Job.worker.in_(dead)),
     ).limit(BATCH).with_for_update(skip_locked=True)).all()
+    silent = set(session.scalars(dead)) if stale else set()
     for job in stale:
+        # The lease is renewed by the drafting process (lease.py): either way it is gone.
+        why = "worker heartbeat stale" if job.worker in silent else "lease expired"
         if job.attempts >= job.max_attempts:
             job.state = "failed"
             job.finished_at = now
@@ -42,20 +54,21 @@ def _expire_leases(session: Session, now: datetime) -> int:
                 "attempts exhausted, an admin must look"
             )
             audit.record(session, "job.failed", study_uid=job.study_uid, job_id=job.id,
-                         reason="lease expired, attempts exhausted", attempts=job.attempts)
+                         reason=f"{why}, attempts exhausted", attempts=job.attempts)
         else:
             job.state = "queued"
             job.next_attempt_at = now
-            job.last_error = f"worker {job.worker or '?'} lost the job (lease expired)"
+            job.last_error = f"worker {job.worker or '?'} lost the job ({why})"
+            job.lease_until = None
             audit.record(session, "job.requeued", study_uid=job.study_uid, job_id=job.id,
-                         reason="lease expired", attempts=job.attempts)
+                         reason=why, attempts=job.attempts)
     return len(stale)
 
 
 def sweep_once(session: Session, settings: Settings) -> list[WakeUp]:
     """Take back expired leases and collect the wake-ups for every due row (commits)."""
     now = db_now(session)
-    _expire_leases(session, now)
+    _expire_leases(session, now, settings)
     later = now + timedelta(seconds=settings.jobs.redeliver_after_s)
     wakes: list[WakeUp] = []
     jobs = session.execute(select(Job.id, Job.attempts, Job.priority).where(
@@ -74,6 +87,7 @@ def sweep_once(session: Session, settings: Settings) -> list[WakeUp]:
     if deliveries:
         session.execute(update(Delivery).where(Delivery.id.in_([d[0] for d in deliveries]))
                         .values(next_attempt_at=later))
+    wakes += due_prefetches(session, later - now)
     session.commit()
     return wakes
 

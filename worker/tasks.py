@@ -16,8 +16,17 @@ from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
 from radraft.reporting.model import ModelBackend, make_backend
 from radraft.worker.draft_job import draft_job
-from radraft.worker.enqueue import DELIVER_TASK, DRAFT_TASK, Enqueue, celery_enqueue
+from radraft.worker.enqueue import (
+    DELIVER_TASK,
+    DRAFT_TASK,
+    PREFETCH_TASK,
+    Enqueue,
+    celery_enqueue,
+)
+from radraft.worker.heartbeat import worker_identity
+from radraft.worker.lease import LeaseKeeper
 from radraft.worker.outbox import deliver as deliver_row
+from radraft.worker.prefetch import run_prefetch
 from radraft.worker.quality_tasks import register_score_task
 
 log = logging.getLogger(__name__)
@@ -75,12 +84,20 @@ def register_tasks(app: Celery, settings: Settings) -> WorkerResources:
                 session.commit()
             log.error("job %d: cannot draft: %s", job_id, exc)
             return "not-configured"
-        return draft_job(state.sessions, settings, backend, job_id, attempts, state.enqueue)
+        # The job's lease follows this process's life, not only the time limit (lease.py).
+        with LeaseKeeper(state.sessions, job_id, worker_identity(), settings.jobs):
+            return draft_job(state.sessions, settings, backend, job_id, attempts,
+                             state.enqueue)
 
     @app.task(name=DELIVER_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def deliver(delivery_id: int, attempts: int) -> str:
         return deliver_row(resources.state().sessions, settings, delivery_id, attempts)
 
     register_score_task(app, settings, resources.state)  # pairs with final reports
+
+    @app.task(name=PREFETCH_TASK, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
+    def prefetch(prefetch_id: int, attempts: int) -> str:
+        with resources.state().sessions() as session:
+            return run_prefetch(session, settings, prefetch_id, attempts)
 
     return resources

@@ -3,6 +3,12 @@
 from radraft.core.db.base import Base, connection_of, db_now
 from radraft.core.db.engine import make_engine, make_sessionmaker
 from radraft.core.db.models_audit import AuditEvent, User
+from radraft.core.db.models_complete import (
+    CommitmentRequest,
+    MppsInstance,
+    MppsStep,
+    PriorPrefetch,
+)
 from radraft.core.db.models_ehr import (
     Hl7Message,
     LabResult,
@@ -19,6 +25,7 @@ from radraft.core.db.models_web import DraftImage, WebSession, WorkerHeartbeat
 __all__ = [
     "AuditEvent",
     "Base",
+    "CommitmentRequest",
     "Delivery",
     "Draft",
     "DraftImage",
@@ -26,8 +33,11 @@ __all__ = [
     "Instance",
     "Job",
     "LabResult",
+    "MppsInstance",
+    "MppsStep",
     "Order",
     "Patient",
+    "PriorPrefetch",
     "PriorReport",
     "QualityPair",
     "QualityScore",

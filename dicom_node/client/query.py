@@ -27,13 +27,19 @@ _STUDY_KEYS = (
 
 def find_studies(
     peer: Peer, *, patient_id: str, date_range: str = "", modalities: str = "",
+    issuer: str = "",
 ) -> list[Dataset]:
-    """Studies of `patient_id` at `peer` (STUDY level); `date_range` as "YYYYMMDD-YYYYMMDD"."""
+    """Studies of `patient_id` at `peer` (STUDY level); `date_range` as "YYYYMMDD-YYYYMMDD".
+
+    With `issuer`, Issuer of Patient ID is a key too (and is returned, for the caller to
+    check: a PACS may ignore an optional key)."""
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     for key in _STUDY_KEYS:
         setattr(query, key, "")
     query.PatientID = patient_id
+    if issuer:
+        query.IssuerOfPatientID = issuer
     query.StudyDate = date_range
     query.ModalitiesInStudy = modalities
     found: list[Dataset] = []

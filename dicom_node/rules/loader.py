@@ -24,6 +24,8 @@ Format (README "Routing rules"):
         continue: false                      # true: later rules may match as well
         mode: live                           # shadow: drafted, delivered only to shadow
                                              # destinations (README "Shadow mode")
+        on_discontinued: ignore              # draft | ignore (an MPPS step DISCONTINUED)
+        complete_when: {series_count: 3, modalities: [CT]}   # rules/completion.py
       - name: everything-else
         default: true                        # used only when no other rule matched
         action: ignore
@@ -41,6 +43,7 @@ from typing import Any
 from radraft.core.errors import ConfigError
 from radraft.core.types import Priority
 from radraft.core.yaml_lines import LineMap, Location, load_yaml_with_lines
+from radraft.dicom_node.rules.completion import parse_complete_when, parse_on_discontinued
 from radraft.dicom_node.rules.facts import StudyFacts
 from radraft.dicom_node.rules.model import (
     DAYS,
@@ -56,7 +59,7 @@ from radraft.dicom_node.rules.model import (
 from radraft.dicom_node.rules.regex import compile_pattern
 
 RULE_KEYS = {"name", "match", "action", "profile", "priority", "destinations", "continue",
-             "default", "description", "mode"}
+             "default", "description", "mode", "on_discontinued", "complete_when"}
 _ANY_OF: dict[str, Callable[[StudyFacts], str | frozenset[str] | None]] = {
     "modality": lambda f: f.modalities,
     "body_part": lambda f: f.body_parts,
@@ -234,6 +237,10 @@ def _rule(
         if not isinstance(flags[key], bool):
             errors.add((*loc, key), "expected true or false")
             flags[key] = False
+    on_discontinued = parse_on_discontinued(
+        raw.get("on_discontinued", "ignore"), (*loc, "on_discontinued"), errors.add)
+    complete_when = None if "complete_when" not in raw else parse_complete_when(
+        raw["complete_when"], (*loc, "complete_when"), errors.add)
     if len(errors.items) > before:
         return None
     kind: Action = "draft" if action == "draft" else "ignore"
@@ -242,6 +249,7 @@ def _rule(
         action=kind, profile=profile if kind == "draft" else "", priority=priority,
         destinations=tuple(dests), continue_=bool(flags["continue"]),
         default=bool(flags["default"]), mode="shadow" if mode == "shadow" else "live",
+        on_discontinued=on_discontinued, complete_when=complete_when,
     )
 
 

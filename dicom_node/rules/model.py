@@ -9,6 +9,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from radraft.core.types import Priority
+from radraft.dicom_node.rules.completion import CompleteWhen
 from radraft.dicom_node.rules.facts import StudyFacts
 from radraft.dicom_node.rules.regex import Pattern
 
@@ -127,6 +128,10 @@ class Rule:
     continue_: bool = False
     default: bool = False
     mode: Mode = "live"
+    # README "Knowing when a study is complete": a DISCONTINUED MPPS step is drafted or not;
+    # expected series that make the study complete without the timer.
+    on_discontinued: str = "ignore"
+    complete_when: CompleteWhen | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +145,7 @@ class RuleOutcome:
     destinations: tuple[str, ...] = ()
     reasons: tuple[str, ...] = ()
     mode: Mode = "live"
+    on_discontinued: str = "ignore"
 
 
 @dataclass(frozen=True)
@@ -193,4 +199,5 @@ def _outcome(rule: Rule, reasons: list[str]) -> RuleOutcome:
         rule_name=rule.name, action=rule.action, profile=rule.profile,
         priority=rule.priority if rule.action == "draft" else None,
         destinations=rule.destinations, reasons=tuple(reasons), mode=rule.mode,
+        on_discontinued=rule.on_discontinued,
     )

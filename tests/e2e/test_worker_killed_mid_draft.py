@@ -1,6 +1,9 @@
-"""A `radraft worker` SIGKILLed while the real vLLM server is answering its draft: another
-worker finishes the job; exactly one Draft row for the version, and each output reaches the
-counting PACS (dcmtk storescp keeping every copy) and the MLLP peer exactly once."""
+"""A `radraft worker` SIGKILLed while the model server (the real vLLM, or radraft's own
+OpenAI-compatible server) is answering its draft: another worker finishes the job within
+seconds (the dead worker's heartbeat goes stale; its lease, jobs.time_limit_s, is half an
+hour and never runs out in the test); exactly one Draft row for the version, and each
+output reaches the counting PACS (dcmtk storescp keeping every copy) and the MLLP peer
+exactly once."""
 
 from __future__ import annotations
 
@@ -24,7 +27,7 @@ from pydicom import dcmread
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from radraft.core.db import Delivery, Draft, Job
+from radraft.core.db import AuditEvent, Delivery, Draft, Job
 from radraft.core.settings import load_settings
 from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome
@@ -33,7 +36,7 @@ from radraft.worker.celery_app import make_celery
 from radraft.worker.enqueue import celery_enqueue
 from radraft.worker.jobs import create_jobs
 
-pytestmark = [pytest.mark.slow, pytest.mark.vllm]
+pytestmark = [pytest.mark.slow]
 
 RADRAFT = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "radraft")
 MODEL_DELAY_S = 5.0
@@ -87,10 +90,13 @@ def _worker(config: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("model_server", [
+    pytest.param("vllm_server", marks=pytest.mark.vllm), "model_serve"])
 def test_worker_killed_mid_draft_drafts_once_and_delivers_once(
-    sessions: sessionmaker[Session], db_url: str, tmp_path: Path, vhost: str, vllm_server: Any,
+    sessions: sessionmaker[Session], db_url: str, tmp_path: Path, vhost: str,
+    model_server: str, request: pytest.FixtureRequest,
 ) -> None:
-    proxy = SlowModelProxy(vllm_server.base_url)
+    proxy = SlowModelProxy(request.getfixturevalue(model_server).base_url)
     ris = MllpPeer()
     pacs_port, received = free_port(), tmp_path / "pacs"
     received.mkdir()
@@ -110,8 +116,10 @@ def test_worker_killed_mid_draft_drafts_once_and_delivers_once(
                      "ae_title": "PACS", "timeout_s": 20},
             "ris": {"kind": "hl7", "host": "127.0.0.1", "port": ris.port, "role": "ris"},
         },
-        # The lease of a lost draft is the task's hard time limit (the soft one 30 s before).
-        "jobs": {"sweep_interval_s": 1, "time_limit_s": 45, "redeliver_after_s": 30},
+        # The lease (the task's hard time limit) is the default half hour: only the dead
+        # worker's stale heartbeat (3 missed 1 s beats) can free the job within the test.
+        "jobs": {"sweep_interval_s": 1, "time_limit_s": 1800, "redeliver_after_s": 30,
+                 "heartbeat_s": 1},
         "delivery": {"base_backoff_s": 0.5, "max_backoff_s": 2},
     }
     config = tmp_path / "radraft.yaml"
@@ -160,6 +168,12 @@ def test_worker_killed_mid_draft_drafts_once_and_delivers_once(
         drafts = session.scalars(select(Draft)).all()
         rows = session.scalars(select(Delivery)).all()
     assert job.state == "done" and job.attempts == 2
+    with sessions() as session:
+        requeued = session.scalars(select(AuditEvent).where(
+            AuditEvent.kind == "job.requeued")).one()
+    # Taken back because the dead worker stopped beating, or because the lease its drafting
+    # process renewed (heartbeat_s x heartbeat_misses ahead) ran out: never the half hour.
+    assert requeued.details["reason"] in ("worker heartbeat stale", "lease expired")
     assert len(drafts) == 1
     dicom_rows = [r for r in rows if r.destination == "pacs"]
     copies = [str(dcmread(p, stop_before_pixels=True).SOPInstanceUID)

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import free_port
 from doors_helpers import Pki, make_pki, running_serve
+from helpers.net import free_port
 from node_helpers import ct_phase_study
 from orthanc import OrthancServer
 from pydicom import dcmread

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.worker import worker_settings
 from sqlalchemy.orm import Session, sessionmaker
-from worker_helpers import worker_settings
 
 from radraft.core.db import Delivery, Draft, Job, db_now
 from radraft.core.settings import Settings

@@ -54,7 +54,8 @@ def worker(
         pairing.start()
     # Liveness for the console's queues page, whatever the broker.
     heartbeat = Heartbeat(make_sessionmaker(engine), ",".join(chosen),
-                          worker_name=f"{hostname}:{os.getpid()}" if hostname else None)
+                          worker_name=f"{hostname}:{os.getpid()}" if hostname else None,
+                          interval_s=settings.jobs.heartbeat_s)
     heartbeat.start()
     argv = ["worker", "-Q", ",".join(chosen), "-c", str(concurrency), "--pool", pool,
             "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"]
