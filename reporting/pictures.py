@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -22,25 +23,42 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
+_BANNER_BG = (122, 31, 31)
+_CITED = (255, 64, 64)
+_TRIAGE_COLOURS = {"CRITICAL": (176, 0, 32), "URGENT": (211, 84, 0), "ROUTINE": (46, 125, 50)}
+
+
 def contact_sheet(
     seq: FrameSequence, *, thumb: int = 128, columns: int = 12, max_per_segment: int = 24,
+    cited: Sequence[int] = (), banner: str = "",
 ) -> Image.Image:
     """One band per segment: its table line, then up to `max_per_segment` frames (evenly
-    sampled), each with its frame index."""
+    sampled), each with its frame index.
+
+    `banner` (the AI notice and triage) heads the sheet; `cited` frames are always shown,
+    framed in red and marked "cited"."""
     title_h = 22
+    banner_h = 30 if banner else 0
     label_font, index_font = _font(14), _font(11)
+    wanted = {int(f) for f in cited if 0 <= f < seq.frame_count}
     bands = []
     for seg in seq.segments:
         count = seg.frame_count - seg.padded_frames
-        shown = np.unique(np.linspace(seg.frame_start, seg.frame_start + count - 1,
-                                      min(count, max_per_segment)).round().astype(int))
+        sampled = np.linspace(seg.frame_start, seg.frame_start + count - 1,
+                              min(count, max_per_segment)).round().astype(int)
+        mine = [f for f in wanted if seg.frame_start <= f < seg.frame_stop]
+        shown = np.unique(np.concatenate([sampled, np.array(mine, dtype=int)]))
         rows = -(-len(shown) // columns)
         bands.append((seg, shown, rows))
     width = columns * thumb
-    height = sum(title_h + rows * thumb for _, _, rows in bands) or thumb
+    height = banner_h + (sum(title_h + rows * thumb for _, _, rows in bands) or thumb)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    y = 0
+    if banner:
+        level = next((word for word in _TRIAGE_COLOURS if word in banner.upper()), "")
+        draw.rectangle((0, 0, width, banner_h - 1), fill=_TRIAGE_COLOURS.get(level, _BANNER_BG))
+        draw.text((6, 7), banner, fill=(255, 255, 255), font=_font(15))
+    y = banner_h
     for seg, shown, rows in bands:
         draw.text((4, y + 3), segment_line(seg).replace("–", "-"), fill=_LABEL, font=label_font)
         y += title_h
@@ -50,6 +68,10 @@ def contact_sheet(
                                                              Image.Resampling.BOX)
             sheet.paste(tile, (x0, y0))
             draw.text((x0 + 3, y0 + 2), str(frame), fill=_INDEX, font=index_font)
+            if int(frame) in wanted:
+                draw.rectangle((x0, y0, x0 + thumb - 1, y0 + thumb - 1), outline=_CITED,
+                               width=3)
+                draw.text((x0 + 4, y0 + thumb - 16), "cited", fill=_CITED, font=index_font)
         y += rows * thumb
     return sheet
 

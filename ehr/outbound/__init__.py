@@ -3,6 +3,15 @@
 from radraft.ehr.outbound.alert import build_ed_alert
 from radraft.ehr.outbound.oru import build_oru
 from radraft.ehr.outbound.report_view import ReportView
-from radraft.ehr.outbound.types import OrderInfo, PatientInfo
+from radraft.ehr.outbound.types import (
+    ExamFacts,
+    OrderInfo,
+    PatientInfo,
+    patient_from_pn,
+    patient_from_xpn,
+)
 
-__all__ = ["OrderInfo", "PatientInfo", "ReportView", "build_ed_alert", "build_oru"]
+__all__ = [
+    "ExamFacts", "OrderInfo", "PatientInfo", "ReportView", "build_ed_alert", "build_oru",
+    "patient_from_pn", "patient_from_xpn",
+]

@@ -90,7 +90,8 @@ class BasicDiagnosticImagingReport(Template):
             raise ValueError('Argument "observer_device_context" must have Observer Type Device.')
         if not sections:
             raise ValueError("A TID 2000 report needs at least one section.")
-        root = hd.sr.ContainerContentItem(name=TITLE, template_id="2000")
+        root = hd.sr.ContainerContentItem(name=TITLE, template_id="2000",
+                                          is_content_continuous=False)
         content = hd.sr.ContentSequence()
         content.extend(hd.sr.LanguageOfContentItemAndDescendants(language))
         content.extend(observer_device_context)
@@ -105,8 +106,11 @@ class BasicDiagnosticImagingReport(Template):
             raise ValueError(f"Section heading {section.heading.value} is not in CID 7001.")
         if not section.items:
             raise ValueError(f'Section "{section.heading.meaning}" has no items.')
+        # SEPARATE: each item is a statement of its own (dsr2html then shows one per line
+        # instead of running a section's sentences together).
         container = hd.sr.ContainerContentItem(
-            name=section.heading, relationship_type=RelationshipTypeValues.CONTAINS
+            name=section.heading, relationship_type=RelationshipTypeValues.CONTAINS,
+            is_content_continuous=False,
         )
         items = hd.sr.ContentSequence()
         for item in section.items:

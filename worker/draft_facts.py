@@ -1,0 +1,48 @@
+"""The exam's facts for one draft's outputs: from the headers and the order, never the
+model (README "What radraft states and where it comes from")."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from pydicom.dataset import Dataset
+
+from radraft.core.settings import Settings
+from radraft.ehr.outbound import ExamFacts, OrderInfo
+from radraft.reporting.facts import StudyFacts, study_facts
+from radraft.reporting.report_schema import DraftReport
+from radraft.reporting.sequence import FrameSequence
+from radraft.reporting.sr.common import MANUFACTURER, current_study_uid
+from radraft.reporting.sr.diagnostic import series_lines
+
+
+def draft_facts(settings: Settings, seq: FrameSequence, sources: Sequence[Dataset],
+                order: OrderInfo | None) -> StudyFacts:
+    """The exam's facts (headers, order), shared by the SR, the HL7 result and the renders."""
+    mine = [ds for ds in sources if ds.get("Manufacturer") != MANUFACTURER]
+    study_uid = current_study_uid(seq, mine or sources)
+    ordered = sorted(mine, key=lambda ds: str(ds.get("StudyInstanceUID", "")) != study_uid)
+    return study_facts(ordered, seq, order=order, site_zone=settings.site.timezone,
+                       current_study_uid=study_uid)
+
+
+def order_with_facts(order: OrderInfo, facts: StudyFacts) -> OrderInfo:
+    """The order as the result states it: the exam's time from the headers, the procedure
+    from the header when the order has none (facts.procedure prefers the order's)."""
+    procedure = facts.procedure
+    changes: dict[str, Any] = {"observed_at": facts.observed_at,
+                               "observed_date_only": facts.observed_date_only}
+    if not (order.procedure_text or order.procedure_code):
+        changes.update(procedure_text=procedure.meaning, procedure_code=procedure.code,
+                       procedure_coding_system=procedure.scheme)
+    if not order.modality:
+        changes["modality"] = facts.modality
+    return dataclasses.replace(order, **changes)
+
+
+def exam_facts(report: DraftReport, seq: FrameSequence, facts: StudyFacts) -> ExamFacts:
+    return ExamFacts(series=tuple(series_lines(seq, facts)),
+                     finding_places=tuple(tuple(facts.image_places(seq, f.frames))
+                                          for f in report.findings))
