@@ -76,14 +76,19 @@ class StudyFacts:
         ref = seq.refs[frame]
         place = self.places.get(ref.sop_instance_uid)
         if place is None:
-            text = f"image {ref.sop_instance_uid}"
+            # No header at hand (a prior fetched for the frames only): its series as the
+            # frames describe it, never a UID or the model's frame index.
+            seg = next((s for s in seq.segments if s.frame_start <= frame < s.frame_stop), None)
+            name = (seg.series_description or seg.label) if seg is not None else ""
+            text = f"{name} image" if name else "an image without series number"
+            place = ImagePlace("", "", ref.is_prior, seg.study_date if seg is not None else "")
         else:
             text = (f"series {place.series_number or '?'}, "
                     f"image {place.instance_number or '?'}")
         if ref.frame_number is not None:
             text += f", frame {ref.frame_number}"
         if ref.is_prior:
-            date = place.study_date if place else ""
+            date = place.study_date
             text += f" (prior{', ' + display_date(date) if date else ''})"
         return text
 

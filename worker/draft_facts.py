@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+from pydicom import dcmread
 from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
 
 from radraft.core.settings import Settings
 from radraft.ehr.outbound import ExamFacts, OrderInfo
@@ -19,13 +22,35 @@ from radraft.reporting.sr.diagnostic import series_lines
 
 
 def draft_facts(settings: Settings, seq: FrameSequence, sources: Sequence[Dataset],
-                order: OrderInfo | None) -> StudyFacts:
-    """The exam's facts (headers, order), shared by the SR, the HL7 result and the renders."""
+                order: OrderInfo | None, report: DraftReport | None = None,
+                priors: Sequence[Path] = ()) -> StudyFacts:
+    """The exam's facts (headers, order), shared by the SR, the HL7 result and the renders.
+
+    Cited prior images are named by their own series/instance numbers: their headers are
+    read from the prior folders when `sources` (the current study) lacks them."""
     mine = [ds for ds in sources if ds.get("Manufacturer") != MANUFACTURER]
     study_uid = current_study_uid(seq, mine or sources)
     ordered = sorted(mine, key=lambda ds: str(ds.get("StudyInstanceUID", "")) != study_uid)
+    known = {str(ds.get("SOPInstanceUID", "")) for ds in ordered}
+    cited = report.cited_frames() if report is not None else []
+    missing = {seq.refs[f].sop_instance_uid for f in cited
+               if 0 <= f < seq.frame_count and seq.refs[f].is_prior} - known
+    if missing:
+        ordered += [ds for folder in priors for ds in _headers(folder)
+                    if str(ds.get("SOPInstanceUID", "")) in missing]
     return study_facts(ordered, seq, order=order, site_zone=settings.site.timezone,
                        current_study_uid=study_uid)
+
+
+def _headers(folder: Path) -> list[Dataset]:
+    found: list[Dataset] = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            try:
+                found.append(dcmread(path, stop_before_pixels=True))
+            except (InvalidDicomError, OSError):
+                continue  # not an image header: it names no cited image
+    return found
 
 
 def order_with_facts(order: OrderInfo, facts: StudyFacts) -> OrderInfo:

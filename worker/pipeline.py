@@ -238,7 +238,7 @@ def run_draft(
             else read_sources(request.study)
         # One moment for every output of this draft (SR content time, MSH-7, OBR-22).
         now = request.now or datetime.now(UTC)
-        facts = draft_facts(settings, seq, sources, request.order)
+        facts = draft_facts(settings, seq, sources, request.order, report, request.priors)
         outputs = build_outputs(
             report, seq, sources, settings=settings, job_key=key,
             model_name=model_name, model_version=str(getattr(result, "model_version", "")),

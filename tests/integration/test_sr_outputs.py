@@ -172,7 +172,7 @@ def test_tid2000_tree(basic: tuple[SrOutputs, dict[str, Path], list[Dataset], li
     assert ("121049", "DCM") in top  # language
     assert [h for h in top if h[0] in {"121060", "121064", "121068", "121070", "121072",
                                        "121074"}] == [
-        ("121060", "DCM"), ("121064", "DCM"), ("121068", "DCM"), ("121070", "DCM"),
+        ("121064", "DCM"), ("121060", "DCM"), ("121068", "DCM"), ("121070", "DCM"),
         ("121072", "DCM"), ("121074", "DCM")]
     observer = {_name(i)[0]: i for i in sr.ContentSequence
                 if i.RelationshipType == "HAS OBS CONTEXT"}
@@ -180,8 +180,12 @@ def test_tid2000_tree(basic: tuple[SrOutputs, dict[str, Path], list[Dataset], li
     assert observer["121012"].UID.startswith(SETTINGS.site.uid_root)
     assert observer["121013"].TextValue == "radraft-tiny"
     texts = [i.TextValue for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"]
-    assert "liver: Hypodense lesion in segment VII. [significant]" in texts
-    assert "AI-generated draft, not reviewed by a radiologist." in texts
+    assert any(t.startswith("liver: Hypodense lesion in segment VII. [significant] (")
+               for t in texts)
+    sections = [i for i in sr.ContentSequence if i.ValueType == "CONTAINER"]
+    assert all(section.ContinuityOfContent == "SEPARATE" for section in sections)
+    assert sections[0].ContentSequence[0].TextValue == (
+        "AI-generated draft, not reviewed by a radiologist.")
     # Evidence: every current instance; the cited prior under Pertinent Other; never both.
     current = _evidence_uids(sr, "CurrentRequestedProcedureEvidenceSequence")
     other = _evidence_uids(sr, "PertinentOtherEvidenceSequence")
@@ -204,7 +208,7 @@ def test_highdicom_reads_back_the_findings(
     assert isinstance(sr, hd.sr.EnhancedSR)
     findings = [i for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"
                 and _name(i) == ("121071", "DCM")]
-    assert [f.TextValue for f in findings] == [
+    assert [f.TextValue.partition(" (")[0] for f in findings] == [
         "liver: Hypodense lesion in segment VII. [significant]"]
     tid1500 = hd.sr.srread(paths["tid1500"])
     assert isinstance(tid1500, hd.sr.Comprehensive3DSR)
@@ -277,7 +281,8 @@ def test_non_ascii_text_uses_utf8(ct: list[Dataset], tmp_path: Path) -> None:
         assert pydicom.dcmread(path).SpecificCharacterSet == "ISO_IR 192"
     sr = pydicom.dcmread(paths["sr"])
     texts = [i.TextValue for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"]
-    assert f"liver: {text} [significant]" in texts
+    assert f"liver: {text} [significant] (series {ct[0].SeriesNumber}, image " \
+        f"{ct[0].InstanceNumber})" in texts
     assert sr.PatientName == ct[0].PatientName
 
 

@@ -46,7 +46,7 @@ def test_text_has_notice_sections_and_frame_origins() -> None:
     assert lines[1] == "Triage: CRITICAL — bleed"
     assert "Critical: Bleeding" in lines
     assert "- liver: Lesion <script>alert(1)</script> [critical]" in lines
-    assert ("  images: frame 2 (CT arterial, 2026-11-20), "
+    assert ("  images: frame 2 (CT arterial, 2026-11-20); "
             "frame 5 (CT portal venous, 2025-11-20, prior)") in lines
     assert lines.index("1. First") < lines.index("2. Second")
     for heading in ("EXAM", "CLINICAL HISTORY", "TECHNIQUE", "COMPARISON", "FINDINGS",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -24,13 +24,15 @@ from radraft.worker.cli import (
 )
 from radraft.worker.cli.context import CliState
 
+
 class ConfigAnywhere(TyperGroup):
     """`--config FILE` is the root's option; people also write it after the subcommand
     (`radraft serve --config FILE`). It is moved in front before parsing, for every
     subcommand. Only the long form: `-c` after a subcommand may be that command's own
     option (`radraft worker -c 4` is the concurrency)."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    # `ctx` is typer's vendored click Context, whose module is private: typed Any here.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, hoist_config(args))
 
 
