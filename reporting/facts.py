@@ -108,6 +108,22 @@ class StudyFacts:
         return ", ".join(p for p in (self.procedure.meaning, when) if p)
 
 
+def series_lines(seq: FrameSequence, facts: StudyFacts) -> list[str]:
+    """The current study's series the draft read, as the headers name them."""
+    out: list[str] = []
+    for seg in seq.segments:
+        if seg.is_prior or seg.frame_count == 0:
+            continue
+        place = facts.places.get(seq.refs[seg.frame_start].sop_instance_uid)
+        number = place.series_number if place else ""
+        what = seg.series_description or f"{seg.modality} {seg.label}".strip()
+        label = f" ({seg.label})" if seg.label and seg.label not in what else ""
+        line = f"Series {number or '?'}: {what}{label}, {seg.plane}".rstrip(", ")
+        if line not in out:
+            out.append(line)
+    return out
+
+
 def display_name(pn: str) -> str:
     """DICOM PN as people write it: "Family, Prefix Given Middle, Suffix"."""
     parts = (pn.split("=")[0].split("^") + [""] * 5)[:5]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -30,13 +30,14 @@ _TRIAGE_COLOURS = {"CRITICAL": (176, 0, 32), "URGENT": (211, 84, 0), "ROUTINE": 
 
 def contact_sheet(
     seq: FrameSequence, *, thumb: int = 128, columns: int = 12, max_per_segment: int = 24,
-    cited: Sequence[int] = (), banner: str = "",
+    cited: Sequence[int] = (), banner: str = "", labels: Mapping[int, str] | None = None,
 ) -> Image.Image:
     """One band per segment: its table line, then up to `max_per_segment` frames (evenly
     sampled), each with its frame index.
 
     `banner` (the AI notice and triage) heads the sheet; `cited` frames are always shown,
-    framed in red and marked "cited"."""
+    framed in red and marked "cited" (or with `labels[frame]`, e.g. "S7 I271": the series
+    and image a viewer shows)."""
     title_h = 22
     banner_h = 30 if banner else 0
     label_font, index_font = _font(14), _font(11)
@@ -71,7 +72,8 @@ def contact_sheet(
             if int(frame) in wanted:
                 draw.rectangle((x0, y0, x0 + thumb - 1, y0 + thumb - 1), outline=_CITED,
                                width=3)
-                draw.text((x0 + 4, y0 + thumb - 16), "cited", fill=_CITED, font=index_font)
+                mark = (labels or {}).get(int(frame), "cited")
+                draw.text((x0 + 4, y0 + thumb - 16), mark, fill=_CITED, font=index_font)
         y += rows * thumb
     return sheet
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 
-from radraft.reporting.facts import StudyFacts, display_date, display_name
+from radraft.reporting.facts import StudyFacts, display_date, display_name, series_lines
 from radraft.reporting.report_schema import DraftReport, Finding
 from radraft.reporting.sequence import FrameSequence
 
@@ -56,13 +56,17 @@ def _finding_line(finding: Finding) -> str:
     return f"{finding.system}: {finding.text} [{finding.severity.value}]"
 
 
-def _sections(report: DraftReport, facts: StudyFacts | None) -> list[tuple[str, list[str]]]:
-    # The exam is the order's or the header's; the model's own `exam`/`technique` only
-    # where no facts are at hand (a stored draft re-rendered by the console).
+def _sections(report: DraftReport, seq: FrameSequence,
+              facts: StudyFacts | None) -> list[tuple[str, list[str]]]:
+    # The exam is the order's or the header's and the series read are the headers'; the
+    # model's own `exam`/`technique` only where no facts are at hand (a stored draft
+    # re-rendered by the console).
     sections = [("Clinical history", [report.clinical_history]),
                 ("Comparison", [report.comparison])]
     if facts is None:
         sections[:0] = [("Exam", [report.exam]), ("Technique", [report.technique])]
+    else:
+        sections.insert(0, ("Series read", series_lines(seq, facts)))
     return [(title, [t for t in texts if t.strip()]) for title, texts in sections]
 
 
@@ -90,7 +94,7 @@ def render_text(report: DraftReport, seq: FrameSequence, facts: StudyFacts | Non
     out.append(_triage(report))
     if report.triage.critical_findings:
         out.append("Critical: " + "; ".join(report.triage.critical_findings))
-    for title, texts in _sections(report, facts):
+    for title, texts in _sections(report, seq, facts):
         if texts:
             out += ["", title.upper(), *texts]
     out += ["", "FINDINGS"]
@@ -125,12 +129,13 @@ def render_html(report: DraftReport, seq: FrameSequence,
     level = report.triage.level.value
     out = [f'<section class="radraft-draft triage-{e(level)}">',
            f'<p class="ai-notice"><strong>{e(AI_NOTICE)}</strong></p>',
-           f'<p class="triage"><span class="badge badge-{e(level)}">{e(level.upper())}</span>'
+           f'<p class="triage">Triage (AI): '
+           f'<span class="badge badge-{e(level)}">{e(level.upper())}</span>'
            f" {e(_triage(report).partition(' — ')[2])}</p>"]
     if report.triage.critical_findings:
         items = "".join(f"<li>{e(c)}</li>" for c in report.triage.critical_findings)
         out.append(f'<ul class="critical">{items}</ul>')
-    for title, texts in _sections(report, facts):
+    for title, texts in _sections(report, seq, facts):
         if texts:
             out.append(f"<h3>{e(title)}</h3>" + "".join(f"<p>{e(t)}</p>" for t in texts))
     out.append("<h3>Findings</h3><ul>")

@@ -14,11 +14,10 @@ from pydicom.errors import InvalidDicomError
 
 from radraft.core.settings import Settings
 from radraft.ehr.outbound import ExamFacts, OrderInfo
-from radraft.reporting.facts import StudyFacts, study_facts
+from radraft.reporting.facts import StudyFacts, series_lines, study_facts
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import MANUFACTURER, current_study_uid
-from radraft.reporting.sr.diagnostic import series_lines
 
 
 def draft_facts(settings: Settings, seq: FrameSequence, sources: Sequence[Dataset],
@@ -71,3 +70,15 @@ def exam_facts(report: DraftReport, seq: FrameSequence, facts: StudyFacts) -> Ex
     return ExamFacts(series=tuple(series_lines(seq, facts)),
                      finding_places=tuple(tuple(facts.image_places(seq, f.frames))
                                           for f in report.findings))
+
+
+def sheet_labels(seq: FrameSequence, report: DraftReport, facts: StudyFacts) -> dict[int, str]:
+    """"cited S7 I271" under each cited frame of the contact sheet."""
+    labels: dict[int, str] = {}
+    for frame in report.cited_frames():
+        if not 0 <= frame < seq.frame_count:
+            continue
+        place = facts.places.get(seq.refs[frame].sop_instance_uid)
+        labels[frame] = (f"cited S{place.series_number} I{place.instance_number}"
+                         if place else "cited")
+    return labels

@@ -42,7 +42,12 @@ from radraft.reporting.render_page import render_document
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import JobKey, PredecessorRef, build_outputs
-from radraft.worker.draft_facts import draft_facts, exam_facts, order_with_facts
+from radraft.worker.draft_facts import (
+    draft_facts,
+    exam_facts,
+    order_with_facts,
+    sheet_labels,
+)
 from radraft.worker.links import Links
 from radraft.worker.outbox import OutboxItem
 
@@ -256,8 +261,8 @@ def run_draft(
     with _timed(timings, "contact_sheet"):
         buffer = BytesIO()
         contact_sheet(seq, cited=report.cited_frames(),
-                      banner=f"{AI_NOTICE}  Triage: {report.triage.level.value.upper()}"
-                      ).save(buffer, format="PNG")
+                      banner=f"{AI_NOTICE}  Triage (AI): {report.triage.level.value.upper()}",
+                      labels=sheet_labels(seq, report, facts)).save(buffer, format="PNG")
         items.append(OutboxItem("sheet", buffer.getvalue(), control_id(*key, "sheet")))
         key_frames = key_frame_pngs(seq, report.cited_frames())
     return DraftProduct(

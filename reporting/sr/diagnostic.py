@@ -8,7 +8,7 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from radraft.reporting.facts import StudyFacts
+from radraft.reporting.facts import StudyFacts, series_lines
 from radraft.reporting.report_schema import DraftReport, Finding
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import tid2000 as t
@@ -53,22 +53,6 @@ def numbered_impressions(report: DraftReport) -> list[str]:
     (unchecked: a model wrote "10." for its only impression)."""
     items = [i for i in sorted(report.impression, key=lambda i: i.rank) if i.text.strip()]
     return [f"{n}. {item.text}" for n, item in enumerate(items, start=1)]
-
-
-def series_lines(seq: FrameSequence, facts: StudyFacts) -> list[str]:
-    """The current study's series the draft read, as the headers name them."""
-    out: list[str] = []
-    for seg in seq.segments:
-        if seg.is_prior or seg.frame_count == 0:
-            continue
-        place = facts.places.get(seq.refs[seg.frame_start].sop_instance_uid)
-        number = place.series_number if place else ""
-        what = seg.series_description or f"{seg.modality} {seg.label}".strip()
-        label = f" ({seg.label})" if seg.label and seg.label not in what else ""
-        line = f"Series {number or '?'}: {what}{label}, {seg.plane}".rstrip(", ")
-        if line not in out:
-            out.append(line)
-    return out
 
 
 def report_sections(report: DraftReport, seq: FrameSequence,

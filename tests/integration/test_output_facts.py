@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from html.parser import HTMLParser
 from pathlib import Path
@@ -26,6 +25,7 @@ import hl7
 import pydicom
 import pytest
 from conftest import DICOM_DATA
+from facts_helpers import FINDING, LINKS, MODEL_EXAM, MODEL_TECHNIQUE
 from hl7apy.consts import VALIDATION_LEVEL
 from hl7apy.parser import parse_message
 from pydicom.dataset import Dataset
@@ -33,48 +33,13 @@ from pydicom.sequence import Sequence as DicomSequence
 
 from radraft.core.settings import Settings
 from radraft.reporting.phantom import write_phantom_study
-from radraft.reporting.prompts import build_prompt
-from radraft.reporting.report_schema import DraftReport
-from radraft.reporting.sequence import FrameSequence
 from radraft.worker.draft_local import draft_folder
-from radraft.worker.links import Links
 
 ZONE = "Europe/Paris"
 NOTICE = "AI-generated draft, not reviewed by a radiologist."
-MODEL_EXAM = "MODEL-EXAM-TEXT"
-MODEL_TECHNIQUE = "MODEL-TECHNIQUE-TEXT"
-FINDING = "Läsion im Segment VII – Ø 12 mm, 肝"
 # HL7 table 0074, written out here independently of radraft's map.
 SERVICE = {"CT": "CT", "MR": "NMR", "PT": "NMS", "NM": "NMS", "US": "RUS", "DX": "RAD",
            "CR": "RAD"}
-
-
-@dataclass
-class _Result:
-    report: DraftReport
-    model_id: str = "scripted-model"
-    model_version: str = "rev 0123abcd"
-
-
-class _Scripted:
-    """Cites the first and the last frame; ranks out of order; exam/technique that must
-    not be stated anywhere."""
-
-    def draft(self, seq: FrameSequence, prompt: Any) -> _Result:
-        last = seq.frame_count - 1
-        return _Result(DraftReport.model_validate({
-            "exam": MODEL_EXAM, "technique": MODEL_TECHNIQUE, "comparison": "",
-            "clinical_history": "", "limitations": "Scripted model.",
-            "findings": [{"system": "liver", "text": FINDING, "severity": "minor",
-                          "finding_type": "SCT:52988006", "finding_site": "SCT:10200004",
-                          "frames": [0, last]}],
-            "impression": [{"rank": 10, "text": "Zweite Zeile"},
-                           {"rank": 6, "text": "Erste Zeile"}],
-            "recommendations": [], "triage": {"level": "routine"},
-        }))
-
-
-LINKS = Links(build_prompt=build_prompt, make_backend=lambda _s: _Scripted())
 
 
 def _copy_with(source: Path, out: Path, **attrs: Any) -> Path:
