@@ -102,11 +102,13 @@ def start_result(
         put(obr, "obr_2", components(order.placer_order_number))
     if order.filler_order_number:
         put(obr, "obr_3", components(order.filler_order_number))
+    # The order's code, else (a procedure known from the header only) its text with no
+    # code: a made-up identifier would be a fact without a source.
+    code = order.procedure_code.strip()
     put(obr, "obr_4", "^".join((
-        escape(order.procedure_code or "IMG"),
-        fit(order.procedure_text or "Imaging study", ST_LENGTH),
-        escape(order.procedure_coding_system or "L"),
-    )))
+        escape(code), fit(order.procedure_text or "Imaging study", ST_LENGTH),
+        escape(order.procedure_coding_system or "L") if code else "",
+    )).rstrip("^"))
     observed = observation_stamp(order, settings.site.timezone)
     if observed:
         put(obr, "obr_7", observed)  # the exam's time, not the draft's

@@ -259,6 +259,8 @@ def test_outputs_state_the_headers_facts(name: str, tmp_path: Path) -> None:
         if not isinstance(pid5, str) else [pid5, "", "", "", ""]
     assert [msg.unescape(g) for g in got] == xpn
     assert str(obr[24]) == SERVICE[str(first.Modality)]
+    # OBR-4: the header's procedure as text, with no made-up code.
+    assert [msg.unescape(part) for part in str(obr[4]).split("^")] == ["", procedure]
     # OBX 55111-9: the procedure, then the series read.
     rows = [(str(o[3][0][0]), msg.unescape(str(o[5]))) for o in msg.segments("OBX")]
     assert rows[0] == ("55111-9", procedure)
