@@ -35,9 +35,11 @@ def study_folder(session: Session, settings: Settings, study_uid: str) -> Path:
 
 def evidence_from_index(session: Session, study_uid: str) -> list[Dataset]:
     """The SR's evidence without parsing every file: the first image's full header (patient
-    and study attributes) and, for the others, the UIDs the index already holds."""
+    and study attributes) and, for the others, the UIDs and the series/instance numbers
+    (how the outputs name a cited image) that the index already holds."""
     rows = session.execute(
-        select(Instance.path, Instance.sop_uid, Instance.sop_class_uid, Series.series_uid)
+        select(Instance.path, Instance.sop_uid, Instance.sop_class_uid, Series.series_uid,
+               Series.series_number, Instance.instance_number)
         .join(Series, Series.id == Instance.series_id).join(Study, Study.id == Instance.study_id)
         .where(Study.study_uid == study_uid, Instance.is_image.is_(True))
         .order_by(Series.series_uid, Instance.instance_number, Instance.sop_uid)
@@ -46,12 +48,16 @@ def evidence_from_index(session: Session, study_uid: str) -> list[Dataset]:
         raise FrameError(f"study {study_uid}: no stored image instance")
     first = dcmread(rows[0][0], stop_before_pixels=True)
     sources: list[Dataset] = [first]
-    for _path, sop_uid, sop_class_uid, series_uid in rows[1:]:
+    for _path, sop_uid, sop_class_uid, series_uid, series_number, instance_number in rows[1:]:
         ds = Dataset()
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = sop_uid
         ds.SOPClassUID = sop_class_uid
+        if series_number is not None:
+            ds.SeriesNumber = series_number
+        if instance_number is not None:
+            ds.InstanceNumber = instance_number
         sources.append(ds)
     return sources
 
