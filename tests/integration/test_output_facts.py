@@ -66,10 +66,10 @@ def _study(name: str, tmp: Path) -> Path:
                                    include_localizer=True).paths[0].parent.parent
     if name == "phantom-mr":
         return write_phantom_study(tmp, modality="MR", slices=6, size=48).paths[0].parent.parent
-    if name == "enhanced-ct":
-        (tmp / "ect").mkdir(parents=True)
-        shutil.copy(DICOM_DATA / "modalities" / "eCT_Supplemental.dcm", tmp / "ect")
-        return tmp / "ect"
+    if name.startswith("file:"):  # a one-instance study: a single sample file
+        (tmp / "one").mkdir(parents=True)
+        shutil.copy(DICOM_DATA / name.removeprefix("file:"), tmp / "one")
+        return tmp / "one"
     if name == "mr-brain-multi-name":
         # Real MR brain (MRA) headers with the defects seen in the field: an empty Procedure
         # Code Sequence item, a five-part non-ASCII name, UTF-8.
@@ -82,7 +82,9 @@ def _study(name: str, tmp: Path) -> Path:
 
 STUDIES = ["study_ct_scout_axial_tiny", "study_ct_wb_contrast_kos", "study_mr_mra_tiny",
            "study_mr_siemens_localizer_fmap", "series_mr_wrist_mesa", "phantom-ct",
-           "phantom-mr", "enhanced-ct", "mr-brain-multi-name"]
+           "phantom-mr", "file:modalities/eCT_Supplemental.dcm", "file:modalities/dx_image.dcm",
+           "file:transfer_syntaxes/CT_small.dcm", "file:transfer_syntaxes/MR_small.dcm",
+           "mr-brain-multi-name"]
 
 
 def _headers(folder: Path) -> dict[str, Dataset]:
@@ -217,7 +219,7 @@ def test_outputs_state_the_headers_facts(name: str, tmp_path: Path) -> None:
         assert evidence <= image_uids  # a source KOS or dose SR is not evidence
 
     # Patient: every PN component, non-ASCII included, in the SR and the documents.
-    assert str(sr.PatientName) == str(first.PatientName)
+    assert str(sr.PatientName) == str(first.PatientName) == str(kos.PatientName)
     family = str(first.PatientName).split("^")[0]
     assert family in txt and family in html
 
