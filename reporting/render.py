@@ -59,13 +59,11 @@ def _finding_line(finding: Finding) -> str:
 def _sections(report: DraftReport, seq: FrameSequence,
               facts: StudyFacts | None) -> list[tuple[str, list[str]]]:
     # The exam is the order's or the header's and the series read are the headers'; the
-    # model's own `exam`/`technique` only where no facts are at hand (a stored draft
-    # re-rendered by the console).
+    # model's own `exam`/`technique` are never shown (without facts, as when the console
+    # re-renders a stored draft, the page around it names the study).
     sections = [("Clinical history", [report.clinical_history]),
                 ("Comparison", [report.comparison])]
-    if facts is None:
-        sections[:0] = [("Exam", [report.exam]), ("Technique", [report.technique])]
-    else:
+    if facts is not None:
         sections.insert(0, ("Series read", series_lines(seq, facts)))
     return [(title, [t for t in texts if t.strip()]) for title, texts in sections]
 

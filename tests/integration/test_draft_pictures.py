@@ -56,3 +56,17 @@ def test_draft_html_and_contact_sheet_pictures(tmp_path: Path, artifacts: Path) 
     assert tuple(sheet[3, 3]) == (211, 84, 0)  # the banner in the triage's colour
     red = (sheet == (255, 64, 64)).all(axis=2)
     assert red.sum() > 2 * 3 * 64  # at least the two cited frames framed
+
+    # The SR as dcmtk shows it (dsr2html), for people to look at: headings, the notice
+    # before the findings, one statement per line (SEPARATE).
+    page_sr = subprocess.run(["dsr2html", str(files["sr"])], capture_output=True, timeout=60,
+                             check=True).stdout.decode("utf-8", "replace")
+    assert page_sr.index("AI-generated draft") < page_sr.index("Findings")
+    sr_html = tmp_path / "sr.html"
+    sr_html.write_text(page_sr, "utf-8")
+    sr_shot = artifacts / "sr_dsr2html.png"
+    sr_shot.unlink(missing_ok=True)
+    subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+                    "--hide-scrollbars", f"--screenshot={sr_shot}", "--window-size=1000,1400",
+                    sr_html.as_uri()], capture_output=True, timeout=120, check=True)
+    assert Image.open(sr_shot).size == (1000, 1400)
