@@ -14,7 +14,13 @@ from pydicom.errors import InvalidDicomError
 
 from radraft.core.settings import Settings
 from radraft.ehr.outbound import ExamFacts, OrderInfo
-from radraft.reporting.facts import StudyFacts, series_lines, study_facts
+from radraft.reporting.facts import (
+    StudyFacts,
+    observation_time,
+    procedure_of,
+    series_lines,
+    study_facts,
+)
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import MANUFACTURER, current_study_uid
@@ -82,3 +88,17 @@ def sheet_labels(seq: FrameSequence, report: DraftReport, facts: StudyFacts) -> 
         labels[frame] = (f"cited S{place.series_number} I{place.instance_number}"
                          if place else "cited")
     return labels
+
+
+def order_from_header(order: OrderInfo, header: Dataset | None, settings: Settings) -> OrderInfo:
+    """`order_with_facts` when only one header is at hand (an escalation built later): the
+    exam's time and, when the order has none, the header's procedure."""
+    if header is None:
+        return order
+    observed, date_only = observation_time([header], settings.site.timezone)
+    changes: dict[str, Any] = {"observed_at": observed, "observed_date_only": date_only}
+    if not (order.procedure_text or order.procedure_code):
+        procedure = procedure_of([header], order)
+        changes.update(procedure_text=procedure.meaning, procedure_code=procedure.code,
+                       procedure_coding_system=procedure.scheme)
+    return dataclasses.replace(order, **changes)
