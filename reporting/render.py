@@ -10,7 +10,7 @@ without (the console re-rendering a stored draft) they are described by their se
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from radraft.reporting.facts import StudyFacts, display_date, display_name, series_lines
 from radraft.reporting.report_schema import DraftReport, Finding
@@ -81,9 +81,10 @@ def _triage(report: DraftReport) -> str:
     return line
 
 
-def render_text(report: DraftReport, seq: FrameSequence, facts: StudyFacts | None = None) -> str:
-    """A plain-text report, one section per heading."""
-    out = [f"*** {AI_NOTICE} ***"]
+def render_text(report: DraftReport, seq: FrameSequence, facts: StudyFacts | None = None,
+                notes: Sequence[str] = ()) -> str:
+    """A plain-text report, one section per heading; `notes` right after the notice."""
+    out = [f"*** {AI_NOTICE} ***", *(f"*** {n} ***" for n in notes if n.strip())]
     rows = header_rows(facts)
     if rows:
         width = max(len(label) for label, _ in rows) + 1
@@ -114,8 +115,9 @@ def render_text(report: DraftReport, seq: FrameSequence, facts: StudyFacts | Non
 
 def render_html(report: DraftReport, seq: FrameSequence,
                 frame_urls: Callable[[int], str] | None = None,
-                facts: StudyFacts | None = None) -> str:
-    """An HTML fragment (a <section>); every text escaped, frames linked when URLs are given."""
+                facts: StudyFacts | None = None, notes: Sequence[str] = ()) -> str:
+    """An HTML fragment (a <section>); every text escaped, frames linked when URLs are given;
+    `notes` right after the notice."""
     e = html.escape
 
     def frame_link(frame: int) -> str:
@@ -127,6 +129,7 @@ def render_html(report: DraftReport, seq: FrameSequence,
     level = report.triage.level.value
     out = [f'<section class="radraft-draft triage-{e(level)}">',
            f'<p class="ai-notice"><strong>{e(AI_NOTICE)}</strong></p>',
+           *(f'<p class="ai-notice note">{e(n)}</p>' for n in notes if n.strip()),
            f'<p class="triage">Triage (AI): '
            f'<span class="badge badge-{e(level)}">{e(level.upper())}</span>'
            f" {e(_triage(report).partition(' — ')[2])}</p>"]

@@ -4,6 +4,7 @@ header a reader checks first: patient, accession, exam and date, the AI notice, 
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -42,7 +43,7 @@ footer { margin-top: 24px; font-size: 12px; color: #6b7382; }
 
 
 def render_document(report: DraftReport, seq: FrameSequence, facts: StudyFacts, *,
-                    generated: datetime, timezone: str) -> str:
+                    generated: datetime, timezone: str, notes: Sequence[str] = ()) -> str:
     """A whole page: the header from `facts`, then the draft (`render_html`)."""
     e = html.escape
     rows = "".join(f"<tr><th>{e(label)}</th><td>{e(value)}</td></tr>"
@@ -63,7 +64,7 @@ def render_document(report: DraftReport, seq: FrameSequence, facts: StudyFacts, 
         "<main>",
         f"<h1>{e(TITLE)}</h1>",
         f'<table class="header">{rows}</table>',
-        render_html(report, seq, facts=facts).rstrip(),
+        render_html(report, seq, facts=facts, notes=notes).rstrip(),
         f"<footer>Drafted {e(when)} by a model; patient, exam and image references come "
         "from the DICOM headers and the order, the findings from the model.</footer>",
         "</main>",

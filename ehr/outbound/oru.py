@@ -6,6 +6,7 @@ corrects a *final* result, which radraft never sends (DESIGN.md "Outputs").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from radraft.core.settings import Hl7Destination, Settings
@@ -76,18 +77,21 @@ def report_rows(report: ReportView, order: OrderInfo, facts: ExamFacts | None = 
 def build_oru(
     report: ReportView, *, order: OrderInfo, patient: PatientInfo, settings: Settings,
     destination: Hl7Destination, job_key: tuple[str, str, str], redraft: bool,
-    now: datetime | None = None, facts: ExamFacts | None = None,
+    now: datetime | None = None, facts: ExamFacts | None = None, notes: Sequence[str] = (),
 ) -> bytes:
     """The draft as ORU^R01 bytes (ER7, \\r separators, MSH-18 charset).
 
     `now` (the draft's time) goes to MSH-7 and OBR-22; OBR-7 and OBX-14 carry the exam's
-    time (`order.observed_at`)."""
+    time (`order.observed_at`). `notes` follow the AI notice as NTEs (e.g. a failed
+    consistency check)."""
     when = now or datetime.now(UTC)
     parts = start_result(kind="oru", order=order, patient=patient, settings=settings,
                          destination=destination, job_key=job_key, now=when)
-    add_note(parts, 1, AI_NOTICE)
+    texts = [AI_NOTICE, *(n for n in notes if n.strip())]
     if redraft:
-        add_note(parts, 2, REDRAFT_NOTICE)
+        texts.append(REDRAFT_NOTICE)
+    for set_id, text in enumerate(texts, start=1):
+        add_note(parts, set_id, text)
     observed = observation_stamp(order, settings.site.timezone)
     sub_ids: dict[str, int] = {}
     set_id = 0

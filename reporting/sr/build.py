@@ -78,12 +78,14 @@ def build_outputs(
     order: RequestInfo | None,
     now: datetime | None = None,
     facts: StudyFacts | None = None,
+    notes: Sequence[str] = (),
 ) -> SrOutputs:
     """Build SR (TID 2000), TID 1500 report and KOS; UIDs derive from `job_key`.
 
     `sources` are the headers of the current study's instances (and of cited priors when
     at hand); `now` defaults to the current UTC time (content dates); `facts` (the exam as
-    the headers and the order state it) is derived from `sources` when not given.
+    the headers and the order state it) is derived from `sources` when not given; `notes`
+    follow the AI notice as the SR's first statements (e.g. "AI triage unsupported").
     """
     # radraft's own earlier outputs, and whatever no frame shows (a source KOS, a dose SR),
     # are no evidence for this draft.
@@ -105,7 +107,8 @@ def build_outputs(
         model_name=model_name.strip() or "unnamed model",
         model_version=model_version.strip() or "unknown",
         now=when, current_study_uid=study_uid, sources=tuple(ordered),
-        charset=choose_charset(report, ordered), facts=found,
+        charset=choose_charset(report, ordered) if all(n.isascii() for n in notes)
+        else "ISO_IR 192", facts=found, notes=tuple(notes),
     )
     try:
         sr = build_diagnostic_sr(report, seq, ctx, predecessor=predecessor, order=order)

@@ -61,6 +61,7 @@ class BuildContext:
     sources: tuple[Dataset, ...]
     charset: str | None
     facts: StudyFacts
+    notes: tuple[str, ...] = ()  # statements after the AI notice (build_outputs `notes`)
 
     def uid(self, *purpose: str) -> str:
         """A UID fixed by the job key and `purpose` (a re-delivery replaces itself)."""

@@ -55,15 +55,17 @@ def numbered_impressions(report: DraftReport) -> list[str]:
     return [f"{n}. {item.text}" for n, item in enumerate(items, start=1)]
 
 
-def report_sections(report: DraftReport, seq: FrameSequence,
-                    facts: StudyFacts) -> list[t.ReportSection]:
+def report_sections(report: DraftReport, seq: FrameSequence, facts: StudyFacts,
+                    notes: Sequence[str] = ()) -> list[t.ReportSection]:
     """The draft's parts under CID 7001 headings; empty parts are left out.
 
     The procedure is the order's or the header's (`facts`), never the model's `exam` or
-    `technique`; the AI notice is the document's first statement.
+    `technique`; the AI notice is the document's first statement, then `notes` (what a
+    reader must know before the findings, e.g. a failed consistency check).
     """
     notice = t.NarrativeItem(t.COMMENT, AI_NOTICE)
-    procedure = [notice, t.NarrativeItem(t.PROCEDURE_DESCRIPTION, facts.exam_line or
+    procedure = [notice, *(t.NarrativeItem(t.COMMENT, n) for n in notes if n.strip()),
+                 t.NarrativeItem(t.PROCEDURE_DESCRIPTION, facts.exam_line or
                                          facts.procedure.meaning)]
     procedure += [t.NarrativeItem(t.PROCEDURE_DESCRIPTION, line)
                   for line in series_lines(seq, facts)]
@@ -111,7 +113,7 @@ def build_diagnostic_sr(report: DraftReport, seq: FrameSequence, ctx: BuildConte
                         predecessor: PredecessorRef | None,
                         order: RequestInfo | None) -> hd.sr.EnhancedSR:
     """The TID 2000 Enhanced SR: evidence, request, predecessor, device observer."""
-    content = t.BasicDiagnosticImagingReport(report_sections(report, seq, ctx.facts),
+    content = t.BasicDiagnosticImagingReport(report_sections(report, seq, ctx.facts, ctx.notes),
                                              device_observer(ctx))
     evidence = evidence_datasets(ctx, cited_instances(report, seq))
     sr = hd.sr.EnhancedSR(

@@ -378,3 +378,19 @@ def test_own_outputs_are_no_evidence_and_unnamed_versions_are_valid(
     with pytest.raises(OutputBuildError, match="no source datasets"):
         build_outputs(report, seq, [earlier.sr], settings=SETTINGS, job_key=("1", "v", "p"),
                       model_name="m", model_version="1", predecessor=None, order=None)
+
+
+def test_notes_are_the_statements_after_the_notice(ct: list[Dataset], tmp_path: Path) -> None:
+    seq = _seq([_ref(ds) for ds in ct])
+    outputs = build_outputs(_draft([LIVER | {"frames": [0]}]), seq, ct, settings=SETTINGS,
+                            job_key=(str(ct[0].StudyInstanceUID), "v1", "ct-generic"),
+                            model_name="m", model_version="1", predecessor=None, order=None,
+                            now=NOW, notes=["AI triage unsupported — radiologist review"])
+    paths = _write_all(outputs, tmp_path)
+    assert _dciodvfy_errors(paths["sr"]) == []
+    sr = pydicom.dcmread(paths["sr"])
+    assert sr.SpecificCharacterSet == "ISO_IR 192"  # the note's dash is not ASCII
+    first = [i for i in sr.ContentSequence if i.ValueType == "CONTAINER"][0]
+    assert [i.TextValue for i in first.ContentSequence[:2]] == [
+        "AI-generated draft, not reviewed by a radiologist.",
+        "AI triage unsupported — radiologist review"]

@@ -96,3 +96,14 @@ def test_a_date_without_time_is_sent_as_a_date() -> None:
                      settings=SETTINGS, destination=RIS, job_key=("1.2", "v", "p"),
                      redraft=False, now=NOW)
     assert str(hl7.parse(data.decode())["OBR"][0][7]) == "20150203"
+
+
+def test_notes_follow_the_ai_notice() -> None:
+    order = OrderInfo(accession="A1", modality="CT", observed_at=EXAM)
+    data = build_oru(REPORT, order=order, patient=PatientInfo("MRN1", family_name="X"),
+                     settings=SETTINGS, destination=RIS, job_key=("1.2", "v", "p"),
+                     redraft=True, now=NOW, notes=["AI triage unsupported — radiologist review"])
+    notes = [(str(n[1]), str(n[3])) for n in hl7.parse(data.decode()).segments("NTE")]
+    assert notes[0] == ("1", "AI-generated draft, not reviewed by a radiologist.")
+    assert notes[1] == ("2", "AI triage unsupported — radiologist review")
+    assert notes[2][0] == "3" and notes[2][1].startswith("Re-draft")
