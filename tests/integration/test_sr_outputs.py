@@ -390,7 +390,7 @@ def test_notes_are_the_statements_after_the_notice(ct: list[Dataset], tmp_path: 
     assert _dciodvfy_errors(paths["sr"]) == []
     sr = pydicom.dcmread(paths["sr"])
     assert sr.SpecificCharacterSet == "ISO_IR 192"  # the note's dash is not ASCII
-    first = [i for i in sr.ContentSequence if i.ValueType == "CONTAINER"][0]
+    first = next(i for i in sr.ContentSequence if i.ValueType == "CONTAINER")
     assert [i.TextValue for i in first.ContentSequence[:2]] == [
         "AI-generated draft, not reviewed by a radiologist.",
         "AI triage unsupported — radiologist review"]
