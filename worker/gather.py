@@ -35,8 +35,7 @@ def study_folder(session: Session, settings: Settings, study_uid: str) -> Path:
 
 def evidence_from_index(session: Session, study_uid: str) -> list[Dataset]:
     """The SR's evidence without parsing every file: the first image's full header (patient
-    and study attributes) and, for the others, the UIDs and the series/instance numbers
-    (how the outputs name a cited image) that the index already holds."""
+    and study attributes) and, for the others, the UIDs the index already holds."""
     rows = session.execute(
         select(Instance.path, Instance.sop_uid, Instance.sop_class_uid, Series.series_uid,
                Series.series_number, Instance.instance_number)
@@ -48,16 +47,17 @@ def evidence_from_index(session: Session, study_uid: str) -> list[Dataset]:
         raise FrameError(f"study {study_uid}: no stored image instance")
     first = dcmread(rows[0][0], stop_before_pixels=True)
     sources: list[Dataset] = [first]
-    for _path, sop_uid, sop_class_uid, series_uid, series_number, instance_number in rows[1:]:
+    for _path, sop_uid, sop_class_uid, series_uid, series_no, instance_no in rows[1:]:
         ds = Dataset()
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = sop_uid
         ds.SOPClassUID = sop_class_uid
-        if series_number is not None:
-            ds.SeriesNumber = series_number
-        if instance_number is not None:
-            ds.InstanceNumber = instance_number
+        # The human references ("series 7, image 271") of alerts and reports.
+        if series_no is not None:
+            ds.SeriesNumber = series_no
+        if instance_no is not None:
+            ds.InstanceNumber = instance_no
         sources.append(ds)
     return sources
 
