@@ -118,7 +118,22 @@ def series_lines(seq: FrameSequence, facts: StudyFacts) -> list[str]:
         number = place.series_number if place else ""
         what = seg.series_description or f"{seg.modality} {seg.label}".strip()
         label = f" ({seg.label})" if seg.label and seg.label not in what else ""
-        line = f"Series {number or '?'}: {what}{label}, {seg.plane}".rstrip(", ")
+        line = f"{what}{label}, {seg.plane}".rstrip(", ")
+        line = f"Series {number}: {line}" if number else line
+        if line not in out:
+            out.append(line)
+    return out
+
+
+def prior_lines(seq: FrameSequence) -> list[str]:
+    """The prior studies the draft compared, as their headers name them (date, modality,
+    series): the frames' segment table, built from the priors' headers."""
+    out: list[str] = []
+    for seg in seq.segments:
+        if not seg.is_prior or seg.frame_count == 0:
+            continue
+        what = seg.series_description or seg.label
+        line = f"{display_date(seg.study_date) or 'undated'}: {seg.modality} {what}".rstrip()
         if line not in out:
             out.append(line)
     return out

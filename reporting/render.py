@@ -12,7 +12,13 @@ from __future__ import annotations
 import html
 from collections.abc import Callable, Sequence
 
-from radraft.reporting.facts import StudyFacts, display_date, display_name, series_lines
+from radraft.reporting.facts import (
+    StudyFacts,
+    display_date,
+    display_name,
+    prior_lines,
+    series_lines,
+)
 from radraft.reporting.report_schema import DraftReport, Finding
 from radraft.reporting.sequence import FrameSequence
 
@@ -64,7 +70,8 @@ def _sections(report: DraftReport, seq: FrameSequence,
     sections = [("Clinical history", [report.clinical_history]),
                 ("Comparison", [report.comparison])]
     if facts is not None:
-        sections.insert(0, ("Series read", series_lines(seq, facts)))
+        sections[:0] = [("Series read", series_lines(seq, facts)),
+                        ("Priors compared", prior_lines(seq))]
     return [(title, [t for t in texts if t.strip()]) for title, texts in sections]
 
 

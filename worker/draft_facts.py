@@ -17,6 +17,7 @@ from radraft.ehr.outbound import ExamFacts, OrderInfo
 from radraft.reporting.facts import (
     StudyFacts,
     observation_time,
+    prior_lines,
     procedure_of,
     series_lines,
     study_facts,
@@ -73,7 +74,7 @@ def order_with_facts(order: OrderInfo, facts: StudyFacts) -> OrderInfo:
 
 
 def exam_facts(report: DraftReport, seq: FrameSequence, facts: StudyFacts) -> ExamFacts:
-    return ExamFacts(series=tuple(series_lines(seq, facts)),
+    return ExamFacts(series=tuple(series_lines(seq, facts)), priors=tuple(prior_lines(seq)),
                      finding_places=tuple(tuple(facts.image_places(seq, f.frames))
                                           for f in report.findings))
 

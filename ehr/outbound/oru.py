@@ -53,9 +53,12 @@ def report_rows(report: ReportView, order: OrderInfo, facts: ExamFacts | None = 
     procedure = lines(order.procedure_text) + [x for s in facts.series for x in lines(s)]
     if procedure:
         rows.append((PROCEDURE, procedure, ""))
-    for code, text in ((HISTORY, report.clinical_history), (COMPARISON, report.comparison)):
-        if lines(text):
-            rows.append((code, lines(text), ""))
+    if lines(report.clinical_history):
+        rows.append((HISTORY, lines(report.clinical_history), ""))
+    comparison = [x for p in facts.priors for x in lines("Prior " + p)]
+    comparison += lines(report.comparison)
+    if comparison:
+        rows.append((COMPARISON, comparison, ""))
     for index, finding in enumerate(report.findings):
         text = f"{finding.system}: {finding.text}"
         places = facts.finding_places[index] if index < len(facts.finding_places) else ()

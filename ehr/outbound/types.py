@@ -91,3 +91,4 @@ class ExamFacts:
 
     series: Sequence[str] = ()
     finding_places: Sequence[Sequence[str]] = field(default_factory=tuple)
+    priors: Sequence[str] = ()  # the prior studies compared (date, modality, series)

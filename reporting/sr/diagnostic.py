@@ -8,7 +8,7 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
-from radraft.reporting.facts import StudyFacts, series_lines
+from radraft.reporting.facts import StudyFacts, prior_lines, series_lines
 from radraft.reporting.report_schema import DraftReport, Finding
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import tid2000 as t
@@ -73,6 +73,10 @@ def report_sections(report: DraftReport, seq: FrameSequence, facts: StudyFacts,
     if report.clinical_history.strip():
         sections.append(t.ReportSection(
             t.HISTORY, [t.NarrativeItem(t.HISTORY_ITEM, report.clinical_history)]))
+    priors = prior_lines(seq)
+    if priors:
+        sections.append(t.ReportSection(t.PRIOR_PROCEDURE, [
+            t.NarrativeItem(t.PROCEDURE_DESCRIPTION, line) for line in priors]))
     if report.comparison.strip():
         sections.append(t.ReportSection(
             t.PREVIOUS_FINDINGS, [t.NarrativeItem(t.PREVIOUS_FINDING, report.comparison)]))

@@ -25,13 +25,14 @@ ENGLISH = CodedConcept("en", "RFC5646", "English")
 # CID 7001 Diagnostic Imaging Report Headings (the ones radraft writes).
 HISTORY = CodedConcept("121060", "DCM", "History")
 CURRENT_PROCEDURE = CodedConcept("121064", "DCM", "Current Procedure Descriptions")
+PRIOR_PROCEDURE = CodedConcept("121066", "DCM", "Prior Procedure Descriptions")
 PREVIOUS_FINDINGS = CodedConcept("121068", "DCM", "Previous Findings")
 FINDINGS = CodedConcept("121070", "DCM", "Findings")
 IMPRESSIONS = CodedConcept("121072", "DCM", "Impressions")
 RECOMMENDATIONS = CodedConcept("121074", "DCM", "Recommendations")
 HEADINGS = frozenset(
-    c.value for c in (HISTORY, CURRENT_PROCEDURE, PREVIOUS_FINDINGS, FINDINGS, IMPRESSIONS,
-                      RECOMMENDATIONS)
+    c.value for c in (HISTORY, CURRENT_PROCEDURE, PRIOR_PROCEDURE, PREVIOUS_FINDINGS, FINDINGS,
+                      IMPRESSIONS, RECOMMENDATIONS)
 )
 
 # CID 7002 Diagnostic Imaging Report Elements.

@@ -269,6 +269,7 @@ def test_outputs_state_the_headers_facts(name: str, tmp_path: Path) -> None:
     assert [t for c, t in rows if c == "19005-8"] == ["1. Erste Zeile", "2. Zweite Zeile"]
     finding_rows = [t for c, t in rows if c == "59776-5" and t.startswith("liver")]
     assert finding_rows and all(p in " ".join(finding_rows) for p in places)
+    assert FINDING in " ".join(finding_rows)  # non-ASCII text intact in UTF-8 HL7
 
     # dsr2html: section headings and the notice before the findings.
     rendered = subprocess.run(["dsr2html", str(files["sr"])], capture_output=True,
@@ -280,3 +281,31 @@ def test_outputs_state_the_headers_facts(name: str, tmp_path: Path) -> None:
         assert heading in page
     assert page.index(NOTICE) < page.index("Findings") < page.index("1. Erste Zeile")
     assert product.report.findings
+
+
+def test_priors_compared_and_cited_prior_images_named_by_their_headers(tmp_path: Path) -> None:
+    study = write_phantom_study(tmp_path / "cur", slices=4, size=48, phases=["portal venous"])
+    prior = write_phantom_study(tmp_path / "pri", slices=4, size=48, prior_of=study,
+                                phases=["portal venous"])
+    settings = Settings(data_dir=tmp_path / "data", site={"timezone": ZONE})
+    _product, files = draft_folder(settings, study.directory, [prior.directory], "ct-generic",
+                                   tmp_path / "out", links=LINKS)
+    header = pydicom.dcmread(prior.paths[0], stop_before_pixels=True)
+    date = f"{header.StudyDate[:4]}-{header.StudyDate[4:6]}-{header.StudyDate[6:]}"
+    sr = pydicom.dcmread(files["sr"])
+    assert _dciodvfy_errors(files["sr"]) == []
+    priors = [i.TextValue for i in _section(sr, "Prior Procedure Descriptions").ContentSequence]
+    assert priors and all(p.startswith(f"{date}: CT") for p in priors)
+    # The scripted model cites the last frame: the prior's, named by the prior's header.
+    [finding] = [i for i in _section(sr, "Findings").ContentSequence
+                 if i.ConceptNameCodeSequence[0].CodeValue == "121071"]
+    prior_headers = _headers(prior.directory)
+    cited = [str(item.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+             for item in finding.ContentSequence]
+    [prior_uid] = [uid for uid in cited if uid in prior_headers]
+    place = _place(prior_headers[prior_uid], [])
+    assert f"{place} (prior, {date})" in finding.TextValue
+    msg = hl7.parse(files["oru"].read_bytes().decode("utf-8"))
+    comparison = [str(o[5]) for o in msg.segments("OBX") if str(o[3][0][0]) == "18834-2"]
+    assert comparison and comparison[0].startswith(f"Prior {date}: CT")
+    assert f"PRIORS COMPARED\n{date}: CT" in files["text"].read_text("utf-8")
