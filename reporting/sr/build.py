@@ -12,7 +12,12 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Settings
-from radraft.reporting.facts import StudyFacts, study_facts
+from radraft.reporting.facts import (
+    StudyFacts,
+    prior_lines,
+    series_lines,
+    study_facts,
+)
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import (
@@ -28,6 +33,12 @@ from radraft.reporting.sr.diagnostic import build_diagnostic_sr
 from radraft.reporting.sr.document import RequestInfo, header_for_copy
 from radraft.reporting.sr.kos import build_kos
 from radraft.reporting.sr.measurement import build_measurement_report
+
+
+def stated_texts(seq: FrameSequence, facts: StudyFacts) -> list[str]:
+    """What the SR states from the headers besides the copied modules (a prior's series
+    description may be in another character set than the current study's)."""
+    return [facts.exam_line, *series_lines(seq, facts), *prior_lines(seq)]
 
 
 def dataset_to_bytes(ds: Dataset) -> bytes:
@@ -107,8 +118,8 @@ def build_outputs(
         model_name=model_name.strip() or "unnamed model",
         model_version=model_version.strip() or "unknown",
         now=when, current_study_uid=study_uid, sources=tuple(ordered),
-        charset=choose_charset(report, ordered) if all(n.isascii() for n in notes)
-        else "ISO_IR 192", facts=found, notes=tuple(notes),
+        charset=choose_charset(report, ordered, extra=[*notes, *stated_texts(seq, found)]),
+        facts=found, notes=tuple(notes),
     )
     try:
         sr = build_diagnostic_sr(report, seq, ctx, predecessor=predecessor, order=order)

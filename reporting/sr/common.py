@@ -192,9 +192,11 @@ def report_texts(report: DraftReport) -> list[str]:
     return texts
 
 
-def choose_charset(report: DraftReport, sources: Sequence[Dataset]) -> str | None:
-    """ISO_IR 192 (UTF-8) when any text is not ASCII, else the first source's own."""
-    if not all(text.isascii() for text in report_texts(report)):
+def choose_charset(report: DraftReport, sources: Sequence[Dataset],
+                   extra: Sequence[str] = ()) -> str | None:
+    """ISO_IR 192 (UTF-8) when any text the SR states is not ASCII, else the first
+    source's own (its copied patient and study attributes are in it)."""
+    if not all(text.isascii() for text in [*report_texts(report), *extra]):
         return "ISO_IR 192"
     if not sources:
         return None

@@ -394,3 +394,26 @@ def test_notes_are_the_statements_after_the_notice(ct: list[Dataset], tmp_path: 
     assert [i.TextValue for i in first.ContentSequence[:2]] == [
         "AI-generated draft, not reviewed by a radiologist.",
         "AI triage unsupported — radiologist review"]
+
+
+def test_header_text_in_another_charset_round_trips(ct: list[Dataset], tmp_path: Path) -> None:
+    import copy
+
+    latin = [copy.deepcopy(ds) for ds in ct]
+    for ds in latin:
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.StudyDescription = "THORAX ÜBERSICHT"
+        ds.PatientName = "Gómez^José"
+        if "ProcedureCodeSequence" in ds:
+            del ds.ProcedureCodeSequence
+        if "RequestedProcedureDescription" in ds:
+            del ds.RequestedProcedureDescription
+    outputs = _build(_draft([LIVER | {"frames": [0]}]), _seq([_ref(ds) for ds in latin]), latin)
+    paths = _write_all(outputs, tmp_path)
+    for path in paths.values():
+        assert _dciodvfy_errors(path) == [], path
+    sr = pydicom.dcmread(paths["sr"])
+    assert sr.SpecificCharacterSet == "ISO_IR 192"  # a stated header text is not ASCII
+    texts = [i.TextValue for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"]
+    assert any(t.startswith("THORAX ÜBERSICHT") for t in texts)
+    assert str(sr.PatientName) == "Gómez^José" and sr.StudyDescription == "THORAX ÜBERSICHT"
