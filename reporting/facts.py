@@ -197,23 +197,28 @@ def _date_time(date: str, time: str, zone: timezone | ZoneInfo) -> tuple[datetim
     if len(date) != 8 or not date.isdigit():
         return None
     time = time.replace(":", "").split(".")[0]
-    if not time or not time.isdigit() or len(time) % 2:
-        return datetime(int(date[:4]), int(date[4:6]), int(date[6:8]), tzinfo=zone), True
-    time = time.ljust(6, "0")[:6]
     try:
+        if not time or not time.isdigit() or len(time) % 2:
+            return datetime(int(date[:4]), int(date[4:6]), int(date[6:8]), tzinfo=zone), True
+        time = time.ljust(6, "0")[:6]
         return datetime(int(date[:4]), int(date[4:6]), int(date[6:8]), int(time[:2]),
                         int(time[2:4]), int(time[4:6]), tzinfo=zone), False
     except ValueError:
-        return None
+        return None  # "20150231", "256100": not a moment
+
+
+def _zone_of(offset: str) -> timezone | None:
+    """"+0100" / "-0500" as a fixed zone; None if it is not one."""
+    if len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
+        minutes = int(offset[1:3]) * 60 + int(offset[3:])
+        if minutes < 24 * 60:
+            return timezone(timedelta(minutes=minutes if offset[0] == "+" else -minutes))
+    return None
 
 
 def _zone(ds: Dataset, site_zone: str) -> timezone | ZoneInfo:
     """The header's Timezone Offset From UTC when present, else the site's zone."""
-    offset = _text(ds, "TimezoneOffsetFromUTC")
-    if len(offset) == 5 and offset[0] in "+-" and offset[1:].isdigit():
-        minutes = int(offset[1:3]) * 60 + int(offset[3:])
-        return timezone(timedelta(minutes=minutes if offset[0] == "+" else -minutes))
-    return ZoneInfo(site_zone)
+    return _zone_of(_text(ds, "TimezoneOffsetFromUTC")) or ZoneInfo(site_zone)
 
 
 def observation_time(sources: Sequence[Dataset], site_zone: str) -> tuple[datetime | None, bool]:
@@ -231,7 +236,13 @@ def observation_time(sources: Sequence[Dataset], site_zone: str) -> tuple[dateti
         zone = _zone(ds, site_zone)
         stamp = _text(ds, "AcquisitionDateTime")
         if len(stamp) >= 8:
-            got = _date_time(stamp[:8], stamp[8:14], zone)
+            # DT may carry its own offset ("20150203111658.000000+0100").
+            own = next((stamp[i:i + 5] for i in range(8, len(stamp)) if stamp[i] in "+-"), "")
+            if own:
+                zone_dt: timezone | ZoneInfo = _zone_of(own) or zone
+            else:
+                zone_dt = zone
+            got = _date_time(stamp[:8], stamp[8:14], zone_dt)
             if got:
                 candidates.append(got)
         for date, time in (("SeriesDate", "SeriesTime"), ("AcquisitionDate", "AcquisitionTime"),
