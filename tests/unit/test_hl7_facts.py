@@ -107,3 +107,16 @@ def test_notes_follow_the_ai_notice() -> None:
     assert notes[0] == ("1", "AI-generated draft, not reviewed by a radiologist.")
     assert notes[1] == ("2", "AI triage unsupported — radiologist review")
     assert notes[2][0] == "3" and notes[2][1].startswith("Re-draft")
+
+
+def test_an_unknown_exam_time_is_left_empty_not_invented() -> None:
+    order = OrderInfo(accession="A1", modality="CT")
+    data = build_oru(REPORT, order=order, patient=PatientInfo("MRN1", family_name="X"),
+                     settings=SETTINGS, destination=RIS, job_key=("1.2", "v", "p"),
+                     redraft=False, now=NOW)
+    text = data.decode()
+    assert parse_message(text.rstrip("\r"), validation_level=VALIDATION_LEVEL.STRICT).validate()
+    msg = hl7.parse(text)
+    assert str(msg["OBR"][0][7]) == ""
+    assert all(len(o) <= 14 or str(o[14]) == "" for o in msg.segments("OBX"))
+    assert str(msg["OBR"][0][22]) == "20261205200000-0500"
