@@ -189,6 +189,9 @@ class ModelSettings(_Strict):
     path: Path | None = None
     base_urls: list[str] = Field(default_factory=list)
     name: str = "radraft-tiny"
+    # The model's revision as the outputs state it (TID 4019, device observer); empty: the
+    # weights' Hugging Face commit or digest (in-process), "unstated" (remote server).
+    version: str = Field("", max_length=64)
     timeout_s: float = Field(300.0, gt=0)
     max_retries: int = Field(2, ge=0, le=10)
     api_key: SecretStr = SecretStr("")
@@ -246,6 +249,15 @@ class DicomDestination(_TlsClient):
     timeout_s: float = Field(30.0, gt=0)
 
 
+# HL7 v2.5.1 table 0074 Diagnostic Service Section ID (OBR-24).
+HL7_TABLE_0074 = frozenset({
+    "AU", "BG", "BLB", "CG", "CUS", "CTH", "CT", "CH", "CP", "EC", "EN", "HM", "ICU", "IMM",
+    "LAB", "MB", "MCB", "MYC", "NMS", "NMR", "NRS", "OUS", "OT", "OTH", "OSL", "PAR", "PAT",
+    "PF", "PHR", "PHY", "PT", "RAD", "RC", "RT", "RUS", "RX", "SP", "SR", "TX", "VR", "VUS",
+    "XRC",
+})
+
+
 class Hl7Destination(_TlsClient):
     kind: Literal["hl7"]
     shadow: bool = False  # also receives what shadow-mode rules and profiles draft
@@ -262,6 +274,16 @@ class Hl7Destination(_TlsClient):
     receiving_application: str = ""
     receiving_facility: str = ""
     timeout_s: float = Field(30.0, gt=0)
+    # OBR-24 per DICOM modality, overriding radraft's map (ehr/outbound/message.py).
+    diagnostic_service: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("diagnostic_service")
+    @classmethod
+    def _table_0074(cls, value: dict[str, str]) -> dict[str, str]:
+        wrong = sorted(v for v in value.values() if v not in HL7_TABLE_0074)
+        if wrong:
+            raise ValueError(f"not in HL7 table 0074: {', '.join(wrong)}")
+        return {k.upper(): v for k, v in value.items()}
 
 
 class FolderDestination(_Strict):

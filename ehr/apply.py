@@ -48,7 +48,8 @@ def _patient(session: Session, msg: Message, now: datetime) -> Patient:
     if patient is None:
         patient = Patient(patient_id=patient_id, issuer=issuer, updated_at=now)
         session.add(patient)
-    name = msg.field(pid, 5, 1) + ("^" + msg.field(pid, 5, 2) if msg.field(pid, 5, 2) else "")
+    # XPN family^given^middle^suffix^prefix: the outbound PID-5 repeats them all.
+    name = "^".join(msg.field(pid, 5, c) for c in range(1, 6)).rstrip("^")
     patient.name = name[:256] or patient.name
     patient.birth_date = msg.field(pid, 7)[:8] or patient.birth_date
     patient.sex = msg.field(pid, 8)[:16] or patient.sex

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,28 +38,47 @@ def _wrap(text: str, draw: ImageDraw.ImageDraw,
     return [*lines, current]
 
 
+_BANNER_BG = (122, 31, 31)
+_CITED = (255, 64, 64)
+_TRIAGE_COLOURS = {"CRITICAL": (176, 0, 32), "URGENT": (211, 84, 0), "ROUTINE": (46, 125, 50)}
+
+
 def contact_sheet(
     seq: FrameSequence, *, thumb: int = 128, columns: int = 12, max_per_segment: int = 24,
+    cited: Sequence[int] = (), banner: str = "", labels: Mapping[int, str] | None = None,
 ) -> Image.Image:
-    """One band per segment: its table line, then up to `max_per_segment` frames (evenly
-    sampled), each with its frame index."""
+    """One band per segment: its table line (wrapped, whole), then up to `max_per_segment`
+    frames (evenly sampled), each with its frame index.
+
+    `banner` (the AI notice and triage) heads the sheet; `cited` frames are always shown,
+    framed in red and marked "cited" (or with `labels[frame]`, e.g. "S7 I271": the series
+    and image a viewer shows)."""
     line_h = 18
+    banner_h = 30 if banner else 0
     label_font, index_font = _font(14), _font(11)
     width = columns * thumb
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    wanted = {int(f) for f in cited if 0 <= f < seq.frame_count}
     bands = []
     for seg in seq.segments:
         count = seg.frame_count - seg.padded_frames
-        shown = np.unique(np.linspace(seg.frame_start, seg.frame_start + count - 1,
-                                      min(count, max_per_segment)).round().astype(int))
+        sampled = np.linspace(seg.frame_start, seg.frame_start + count - 1,
+                              min(count, max_per_segment)).round().astype(int)
+        mine = [f for f in wanted if seg.frame_start <= f < seg.frame_stop]
+        shown = np.unique(np.concatenate([sampled, np.array(mine, dtype=int)]))
         rows = -(-len(shown) // columns)
         # The whole table line, wrapped: a label cut at the edge hides what it rests on.
         title = _wrap(segment_line(seg).replace("–", "-"), measure, label_font, width - 8)
         bands.append((title, shown, rows))
-    height = sum(4 + line_h * len(t) + rows * thumb for t, _, rows in bands) or thumb
+    height = banner_h + (sum(4 + line_h * len(t) + rows * thumb for t, _, rows in bands)
+                         or thumb)
     sheet = Image.new("RGB", (width, height), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
-    y = 0
+    if banner:
+        level = next((word for word in _TRIAGE_COLOURS if word in banner.upper()), "")
+        draw.rectangle((0, 0, width, banner_h - 1), fill=_TRIAGE_COLOURS.get(level, _BANNER_BG))
+        draw.text((6, 7), banner, fill=(255, 255, 255), font=_font(15))
+    y = banner_h
     for title, shown, rows in bands:
         for line in title:
             draw.text((4, y + 3), line, fill=_LABEL, font=label_font)
@@ -73,6 +93,11 @@ def contact_sheet(
             box = draw.textbbox((x0 + 3, y0 + 2), str(frame), font=index_font)
             draw.rectangle((box[0] - 2, box[1] - 1, box[2] + 2, box[3] + 1), fill=_BACKGROUND)
             draw.text((x0 + 3, y0 + 2), str(frame), fill=_INDEX, font=index_font)
+            if int(frame) in wanted:
+                draw.rectangle((x0, y0, x0 + thumb - 1, y0 + thumb - 1), outline=_CITED,
+                               width=3)
+                mark = (labels or {}).get(int(frame), "cited")
+                draw.text((x0 + 4, y0 + thumb - 16), mark, fill=_CITED, font=index_font)
         y += rows * thumb
     return sheet
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from radraft.core.db import Draft, Job, Order, Patient, Study
 from radraft.core.settings import Settings
 from radraft.core.types import JobKey, Priority
-from radraft.ehr.outbound import OrderInfo, PatientInfo
+from radraft.ehr.outbound import OrderInfo, PatientInfo, patient_from_xpn
 
 
 def job_key(job: Job) -> JobKey:
@@ -49,10 +49,10 @@ def patient_info(
             Patient.patient_id == study.patient_id)).first()
     if patient is None:
         return None  # the pipeline takes PID content from the study's DICOM headers
-    family, _, given = patient.name.partition("^")
-    return PatientInfo(patient_id=patient.patient_id, assigning_authority=patient.issuer,
-                       family_name=family, given_name=given.split("^")[0],
-                       birth_date=patient.birth_date, sex=patient.sex or "U")
+    # The store keeps PID-5 as XPN components; every one goes back out (middle, suffix...).
+    return patient_from_xpn(patient.patient_id, patient.name,
+                            assigning_authority=patient.issuer,
+                            birth_date=patient.birth_date, sex=patient.sex or "U")
 
 
 def latest_order(session: Session, study: Study) -> Order | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -96,9 +97,16 @@ def draft_folder(
     if backend is None:
         ensure_model(settings, note)
         backend = make_backend(settings)
+    # Each run is a new draft with its own identifiers: its SR content time and MSH-7 say
+    # when it was made, and the model may answer differently, so two runs must never put
+    # different bytes under one SOP Instance UID or MSH-10. The run's moment salts the
+    # job key's version part (output series stay per study and profile).
+    now = datetime.now(UTC)
+    run_version = f"{version}@{now:%Y%m%dT%H%M%S.%f}"
     request = DraftRequest(
         study=study, priors=list(priors), profile=settings.profiles[profile_name],
-        job_key=(study_uid, version, profile_name), order=order, progress=progress,
+        job_key=(study_uid, run_version, profile_name), order=order, progress=progress,
+        now=now,
     )
     product = run_draft(settings, request, backend)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,6 +119,7 @@ def draft_folder(
     report.write_text(json.dumps({
         "study_uid": study_uid, "version": version, "profile": profile_name,
         "profile_chosen_by": chosen_by,
+        "drafted_at": now.isoformat(), "uids": product.uids,
         "model": product.model_name, "prompt_sha256": product.prompt_sha256,
         "frames": product.frame_count, "timings_s": product.timings,
         "report": product.report.model_dump(mode="json"),

@@ -27,6 +27,7 @@ from radraft.core.settings import FolderDestination, Hl7Destination, Settings
 from radraft.core.uids import control_id
 from radraft.ehr.outbound import AlertBasis, build_ed_alert
 from radraft.reporting.report_schema import DraftReport
+from radraft.worker.draft_facts import order_from_header
 from radraft.worker.draft_inputs import order_info, patient_info
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.jobs import closed_order
@@ -66,15 +67,17 @@ def _alert_bytes(session: Session, settings: Settings, draft: Draft, study: Stud
     if info is None:
         raise OutputBuildError("no accession: no HL7 alert can be built")
     patient = patient_info(session, order, study)
+    path = session.scalar(select(Instance.path).where(Instance.study_id == study.id)
+                          .limit(1))
+    header = None
+    if path:
+        try:
+            header = dcmread(path, stop_before_pixels=True)
+        except (InvalidDicomError, OSError):
+            header = None
+    # The exam's time and procedure as the first draft's alert stated them (headers).
+    info = order_from_header(info, header, settings)
     if patient is None:
-        path = session.scalar(select(Instance.path).where(Instance.study_id == study.id)
-                              .limit(1))
-        header = None
-        if path:
-            try:
-                header = dcmread(path, stop_before_pixels=True)
-            except (InvalidDicomError, OSError):
-                header = None
         patient = patient_from_header(header, study.patient_id)
     return build_ed_alert(DraftReport.model_validate(draft.report), order=info,
                           patient=patient, settings=settings, destination=destination,

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -26,12 +27,22 @@ from pydicom.errors import InvalidDicomError
 from radraft.core.settings import Hl7Destination, ProfileSettings, Settings
 from radraft.core.types import JobKey
 from radraft.core.uids import control_id, derived_uid
-from radraft.ehr.outbound import AlertBasis, OrderInfo, PatientInfo, build_ed_alert, build_oru
+from radraft.ehr.outbound import (
+    AlertBasis,
+    ExamFacts,
+    OrderInfo,
+    PatientInfo,
+    build_ed_alert,
+    build_oru,
+    patient_from_pn,
+)
+from radraft.reporting.facts import StudyFacts
 from radraft.reporting.frames import build_frame_sequence
 from radraft.reporting.model import ModelBackend
 from radraft.reporting.pictures import contact_sheet
 from radraft.reporting.prompts import build_prompt
-from radraft.reporting.render import render_html, render_text
+from radraft.reporting.render import AI_NOTICE, render_text
+from radraft.reporting.render_page import render_document
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import PredecessorRef, build_outputs
@@ -42,6 +53,12 @@ from radraft.worker.checking import (
     alert_decision,
     annotated,
     check_answer,
+)
+from radraft.worker.draft_facts import (
+    draft_facts,
+    exam_facts,
+    order_with_facts,
+    sheet_labels,
 )
 from radraft.worker.outbox import OutboxItem
 
@@ -87,6 +104,8 @@ class DraftRequest:
     progress: Callable[[str], None] | None = None
     # The SR's evidence headers when the caller has them (the index); else read from disk.
     sources: Sequence[Dataset] | None = None
+    # The draft's moment (content times, MSH-7); None: now.
+    now: datetime | None = None
 
 
 @contextmanager
@@ -117,12 +136,18 @@ def model_is_remote(settings: Settings) -> bool:
 
 
 def read_sources(study: Path) -> list[Dataset]:
-    """The headers of the study's instances (the SR's evidence), pixels left on disk."""
+    """The headers of the study's instances (the SR's evidence), pixels left on disk.
+
+    Every file, not only *.dcm: media and modality exports name files "IM0001" or "4648"."""
     sources: list[Dataset] = []
-    for path in sorted(study.rglob("*.dcm")):
+    for path in sorted(study.rglob("*")):
+        if not path.is_file() or path.name.upper() == "DICOMDIR":
+            continue
         try:
             sources.append(dcmread(path, stop_before_pixels=True))
-        except (InvalidDicomError, OSError) as exc:
+        except InvalidDicomError:
+            continue  # a README or thumbnail beside the images
+        except OSError as exc:
             log.warning("%s: not read as evidence (%s)", path, exc)
     return sources
 
@@ -144,26 +169,29 @@ def patient_from_header(ds: Dataset | None, patient_id: str) -> PatientInfo:
     HL7 message only; PID-5 is required, so an unknown name is sent as "UNKNOWN")."""
     if ds is None:
         return PatientInfo(patient_id=patient_id, family_name="UNKNOWN")
-    name = ds.get("PatientName")
-    family = str(getattr(name, "family_name", "") or "") or "UNKNOWN"
-    given = str(getattr(name, "given_name", "") or "")
-    sex = str(ds.get("PatientSex", "") or "U")
-    return PatientInfo(patient_id=str(ds.get("PatientID", patient_id)), family_name=family,
-                       given_name=given, birth_date=str(ds.get("PatientBirthDate", "") or ""),
-                       sex=sex if sex in ("F", "M", "O", "U", "A", "N") else "U")
+    patient = patient_from_pn(str(ds.get("PatientID", patient_id)),
+                              str(ds.get("PatientName", "") or ""),
+                              birth_date=str(ds.get("PatientBirthDate", "") or ""),
+                              sex=str(ds.get("PatientSex", "") or "U"))
+    if not any(patient.xpn()):
+        patient = dataclasses.replace(patient, family_name="UNKNOWN")
+    return patient
 
 
 def _hl7_items(
     settings: Settings, request: DraftRequest, report: DraftReport,
-    sources: Sequence[Dataset], basis: AlertBasis | None,
+    sources: Sequence[Dataset], facts: StudyFacts, exam: ExamFacts, now: datetime,
+    basis: AlertBasis | None,
 ) -> list[OutboxItem]:
     """ORU for each RIS destination, the alert for each ED destination when `basis` is
     given (urgent/critical triage that passed the check, or the site sends anyway)."""
     if request.order is None:
         log.info("study %s: no accession, no HL7 result", request.job_key[0])
         return []
-    patient = request.patient or patient_from_header(
-        sources[0] if sources else None, request.order.patient_id)
+    order = order_with_facts(request.order, facts)
+    first = next((ds for ds in sources if str(ds.get("StudyInstanceUID", "")) == facts.study_uid),
+                 sources[0] if sources else None)
+    patient = request.patient or patient_from_header(first, request.order.patient_id)
     key = request.job_key
     items = []
     # A copy for folder destinations (and `radraft draft`), addressed to no one in particular.
@@ -175,10 +203,11 @@ def _hl7_items(
     targets.update(request.hl7_destinations.items())
     for name, dest in targets.items():
         name = name or None
-        common: dict[str, Any] = {"order": request.order, "patient": patient,
+        common: dict[str, Any] = {"order": order, "patient": patient, "now": now,
                                   "settings": settings, "destination": dest, "job_key": key}
         if dest.role == "ris":
-            payload = build_oru(report, redraft=request.predecessor is not None, **common)
+            payload = build_oru(report, redraft=request.predecessor is not None, facts=exam,
+                                **common)
             items.append(OutboxItem("oru", payload, control_id(*key, "oru"), name))
         elif basis is not None:
             payload = build_ed_alert(report, basis=basis, **common)
@@ -237,22 +266,31 @@ def run_draft(
         # header parsing holds the GIL the frame threads need).
         sources = list(request.sources) if request.sources is not None \
             else read_sources(request.study)
+        # One moment for every output of this draft (SR content time, MSH-7, OBR-22).
+        now = request.now or datetime.now(UTC)
+        facts = draft_facts(settings, seq, sources, request.order, outputs_report,
+                            request.priors)
         basis = alert_basis(settings, checked, decision, seq, sources) \
             if decision in ("send", "sent-anyway") else None
         outputs = build_outputs(
             outputs_report, seq, sources, settings=settings, job_key=key,
             model_name=model_name, model_version=result.model_version,
-            predecessor=request.predecessor, order=request.order,
+            predecessor=request.predecessor, order=request.order, now=now, facts=facts,
         )
         items = [OutboxItem(kind, payload, str(getattr(outputs, kind).SOPInstanceUID))
                  for kind, payload in outputs.to_bytes().items()]
-        text, html = render_text(outputs_report, seq), render_html(outputs_report, seq)
-        items += _hl7_items(settings, request, outputs_report, sources, basis)
+        text = render_text(outputs_report, seq, facts)
+        html = render_document(outputs_report, seq, facts, generated=now,
+                               timezone=settings.site.timezone)
+        items += _hl7_items(settings, request, outputs_report, sources, facts,
+                            exam_facts(outputs_report, seq, facts), now, basis)
         items.append(OutboxItem("text", text.encode(), control_id(*key, "text")))
         items.append(OutboxItem("html", html.encode(), control_id(*key, "html")))
     with _timed(timings, "contact_sheet"):
         buffer = BytesIO()
-        contact_sheet(seq).save(buffer, format="PNG")
+        contact_sheet(seq, cited=report.cited_frames(),
+                      banner=f"{AI_NOTICE}  Triage (AI): {report.triage.level.value.upper()}",
+                      labels=sheet_labels(seq, report, facts)).save(buffer, format="PNG")
         items.append(OutboxItem("sheet", buffer.getvalue(), control_id(*key, "sheet")))
         key_frames = key_frame_pngs(seq, report.cited_frames())
     return DraftProduct(

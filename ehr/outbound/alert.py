@@ -23,13 +23,14 @@ from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Hl7Destination, Settings
 from radraft.core.types import JobKey, TriageLevel
 from radraft.core.uids import control_id
-from radraft.ehr.outbound.er7 import components, escape, hl7_timestamp, lines
+from radraft.ehr.outbound.er7 import components, escape, lines
 from radraft.ehr.outbound.message import (
     AI_NOTICE,
     MessageParts,
     add_note,
     add_observation,
     finish,
+    observation_stamp,
     put,
     start_result,
 )
@@ -177,7 +178,7 @@ def build_ed_alert(
     timing = parts.order_group.add_group("ORU_R01_TIMING_QTY")
     timing.tq1.tq1_1 = "1"
     timing.tq1.tq1_9 = PRIORITIES[level]
-    stamp = hl7_timestamp(when, settings.site.timezone)
+    stamp = observation_stamp(order, settings.site.timezone)  # OBX-14: the exam's time
     set_id = 0
     for code, texts, flag in _rows(report, basis, level):
         for sub_id, text in enumerate(texts, start=1):

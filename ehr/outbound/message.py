@@ -72,9 +72,9 @@ def start_result(
     pid = pat.pid
     put(pid, "pid_1", "1")
     put(pid, "pid_3", components(patient.patient_id, "", "", patient.assigning_authority, "MR"))
-    if patient.family_name or patient.given_name:
-        put(pid, "pid_5", "^".join((fit(patient.family_name, ST_LENGTH),
-                                    fit(patient.given_name, ST_LENGTH))).rstrip("^"))
+    if any(patient.xpn()):
+        # Every name component: a middle name or suffix may be what tells two patients apart.
+        put(pid, "pid_5", "^".join(fit(part, ST_LENGTH) for part in patient.xpn()).rstrip("^"))
     else:
         put(pid, "pid_5", '""')  # required field, name unknown: the HL7 null value
     if patient.birth_date:
@@ -103,22 +103,54 @@ def start_result(
         put(obr, "obr_2", components(order.placer_order_number))
     if order.filler_order_number:
         put(obr, "obr_3", components(order.filler_order_number))
+    # The order's code, else (a procedure known from the header only) its text with no
+    # code: a made-up identifier would be a fact without a source.
+    code = order.procedure_code.strip()
     put(obr, "obr_4", "^".join((
-        escape(order.procedure_code or "IMG"),
-        fit(order.procedure_text or "Imaging study", ST_LENGTH),
-        escape(order.procedure_coding_system or "L"),
-    )))
-    put(obr, "obr_7", stamp)
+        escape(code), fit(order.procedure_text or "Imaging study", ST_LENGTH),
+        escape(order.procedure_coding_system or "L") if code else "",
+    )).rstrip("^"))
+    observed = observation_stamp(order, settings.site.timezone)
+    if observed:
+        put(obr, "obr_7", observed)  # the exam's time, not the draft's
     if order.ordering_provider:
         put(obr, "obr_16", order.ordering_provider)  # already ER7 components
     put(obr, "obr_18", escape(order.accession))
     if order.requested_procedure_id:
         put(obr, "obr_19", escape(order.requested_procedure_id))
-    put(obr, "obr_22", stamp)
-    if order.modality:
-        put(obr, "obr_24", escape(order.modality))
+    put(obr, "obr_22", stamp)  # results reported (the draft's time, like MSH-7)
+    service = diagnostic_service(order.modality, destination)
+    if service:
+        put(obr, "obr_24", service)
     put(obr, "obr_25", destination.result_status)
     return MessageParts(msg, group)
+
+
+# DICOM modality -> HL7 table 0074 diagnostic service section (v2.5.1). PT is not "PT"
+# (Physical Therapy) and MR is not a 0074 value: NMR (nuclear magnetic resonance).
+DIAGNOSTIC_SERVICE = {
+    "CT": "CT", "MR": "NMR", "PT": "NMS", "NM": "NMS", "US": "RUS", "IVUS": "VUS",
+    "CR": "RAD", "DX": "RAD", "MG": "RAD", "RF": "RAD", "XA": "RAD", "DR": "RAD",
+}
+
+
+def diagnostic_service(modality: str, destination: Hl7Destination) -> str:
+    """OBR-24 for a DICOM modality: the destination's `diagnostic_service` entry, else the
+    table above, else RAD (radiology) for any other imaging modality; empty if unknown."""
+    key = modality.strip().upper()
+    if not key:
+        return ""
+    return destination.diagnostic_service.get(key) or DIAGNOSTIC_SERVICE.get(key, "RAD")
+
+
+def observation_stamp(order: OrderInfo, timezone: str) -> str:
+    """OBR-7 / OBX-14: when the exam was performed (the order's `observed_at`), "" if not
+    known. A header date without a time goes as a date (DTM allows it)."""
+    if order.observed_at is None:
+        return ""
+    if order.observed_date_only:
+        return order.observed_at.strftime("%Y%m%d")
+    return hl7_timestamp(order.observed_at, timezone)
 
 
 def put(segment: Any, field: str, value: str) -> None:

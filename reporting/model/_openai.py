@@ -164,7 +164,9 @@ class OpenAIBackend(RetryingBackend):
             raise ModelError(f"{lease.url}: answer without choices[0].message") from exc
         if choice.get("finish_reason") == "length":
             log.warning("%s: answer cut at max_tokens=%d", lease.url, self._settings.max_tokens)
-        self.model_version = str(data.get("model") or self._settings.name)
+        # The name is the one requested (vLLM --served-model-name must match it); a server
+        # reports no revision of its own, so that is the operator's to state (model.version).
+        self.model_version = self._settings.version or "unstated"
         return Answer(text=text, prompt_tokens=prompt_tokens,
                       completion_tokens=int(usage.get("completion_tokens") or 0),
                       endpoint=lease.url)

@@ -8,6 +8,7 @@ from radraft.core.settings import ModelSettings
 from radraft.reporting.frames import TokenBudget, qwen_token_budget
 from radraft.reporting.model._base import Answer, RetryingBackend
 from radraft.reporting.model._inprocess import InProcessModel
+from radraft.reporting.model._version import local_model_version
 from radraft.reporting.prompts import Prompt
 from radraft.reporting.sequence import FrameSequence
 
@@ -21,7 +22,7 @@ class TransformersBackend(RetryingBackend):
         self._settings = settings
         self.model = model or InProcessModel(model_dir)
         self.model_id = settings.name or model_dir.name
-        self.model_version = str(getattr(self.model.config, "_name_or_path", "") or model_dir)
+        self.model_version = local_model_version(model_dir, settings.version)
 
     def token_budget(self) -> TokenBudget:
         return qwen_token_budget(self._settings.max_video_tokens,

@@ -13,6 +13,12 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian
 from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Settings
 from radraft.core.types import JobKey
+from radraft.reporting.facts import (
+    StudyFacts,
+    prior_lines,
+    series_lines,
+    study_facts,
+)
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr.common import (
@@ -21,11 +27,18 @@ from radraft.reporting.sr.common import (
     PredecessorRef,
     choose_charset,
     current_study_uid,
+    sources_used,
 )
 from radraft.reporting.sr.diagnostic import build_diagnostic_sr
 from radraft.reporting.sr.document import RequestInfo, header_for_copy
 from radraft.reporting.sr.kos import build_kos
 from radraft.reporting.sr.measurement import build_measurement_report
+
+
+def stated_texts(seq: FrameSequence, facts: StudyFacts) -> list[str]:
+    """What the SR states from the headers besides the copied modules (a prior's series
+    description may be in another character set than the current study's)."""
+    return [facts.exam_line, *series_lines(seq, facts), *prior_lines(seq)]
 
 
 def dataset_to_bytes(ds: Dataset) -> bytes:
@@ -75,14 +88,19 @@ def build_outputs(
     predecessor: PredecessorRef | None,
     order: RequestInfo | None,
     now: datetime | None = None,
+    facts: StudyFacts | None = None,
+    notes: Sequence[str] = (),
 ) -> SrOutputs:
     """Build SR (TID 2000), TID 1500 report and KOS; UIDs derive from `job_key`.
 
     `sources` are the headers of the current study's instances (and of cited priors when
-    at hand); `now` defaults to the current UTC time (content dates).
+    at hand); `now` defaults to the current UTC time (content dates); `facts` (the exam as
+    the headers and the order state it) is derived from `sources` when not given; `notes`
+    follow the AI notice as the SR's first statements (e.g. "AI triage unsupported").
     """
-    # radraft's own earlier outputs in the study folder are no evidence for this draft.
-    sources = [ds for ds in sources if ds.get("Manufacturer") != MANUFACTURER]
+    # radraft's own earlier outputs, and whatever no frame shows (a source KOS, a dose SR),
+    # are no evidence for this draft.
+    sources = sources_used([ds for ds in sources if ds.get("Manufacturer") != MANUFACTURER], seq)
     if not sources:
         raise OutputBuildError("no source datasets: an SR needs the study's instances as evidence")
     when = now or datetime.now(UTC)
@@ -92,13 +110,16 @@ def build_outputs(
     # The first current-study source lends its patient and study modules to every object.
     ordered = sorted(sources, key=lambda ds: ds.StudyInstanceUID != study_uid)
     ordered[0] = header_for_copy(ordered[0], order)
+    found = facts or study_facts(ordered, seq, order=order, site_zone=settings.site.timezone,
+                                 current_study_uid=study_uid)
     ctx = BuildContext(
         settings=settings, job_key=job_key,
         # Empty TEXT values are invalid DICOM: an unnamed model or version says so.
         model_name=model_name.strip() or "unnamed model",
         model_version=model_version.strip() or "unknown",
         now=when, current_study_uid=study_uid, sources=tuple(ordered),
-        charset=choose_charset(report, ordered),
+        charset=choose_charset(report, ordered, extra=[*notes, *stated_texts(seq, found)]),
+        facts=found, notes=tuple(notes),
     )
     try:
         sr = build_diagnostic_sr(report, seq, ctx, predecessor=predecessor, order=order)

@@ -18,6 +18,7 @@ from radraft.core.errors import OutputBuildError
 from radraft.core.settings import Settings
 from radraft.core.types import JobKey
 from radraft.core.uids import derived_uid
+from radraft.reporting.facts import StudyFacts
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameRef, FrameSequence
 
@@ -59,6 +60,8 @@ class BuildContext:
     current_study_uid: str
     sources: tuple[Dataset, ...]
     charset: str | None
+    facts: StudyFacts
+    notes: tuple[str, ...] = ()  # statements after the AI notice (build_outputs `notes`)
 
     def uid(self, *purpose: str) -> str:
         """A UID fixed by the job key and `purpose` (a re-delivery replaces itself)."""
@@ -133,8 +136,25 @@ def minimal_reference(instance: CitedInstance) -> Dataset:
     return ds
 
 
+def used_instances(seq: FrameSequence) -> set[str]:
+    """SOP Instance UIDs whose pixels entered the frames (each frame's slab sources)."""
+    used = {ref.sop_instance_uid for ref in seq.refs}
+    used.update(uid for ref in seq.refs for uid, _frame in ref.sources)
+    return used
+
+
+def sources_used(sources: Sequence[Dataset], seq: FrameSequence) -> list[Dataset]:
+    """The sources the draft was made from: a source KOS, a dose SR or a localizer that no
+    frame shows is no evidence. A sequence naming none of them keeps all (a caller that
+    built frames without instance references)."""
+    used = used_instances(seq)
+    kept = [ds for ds in sources if str(ds.get("SOPInstanceUID", "")) in used]
+    return kept or list(sources)
+
+
 def evidence_datasets(ctx: BuildContext, cited: Sequence[CitedInstance]) -> list[Dataset]:
-    """Every current-study source, then the cited prior instances (an instance appears once).
+    """Every current-study source the frames used, then the cited prior instances (an
+    instance appears once).
 
     highdicom files same-study evidence under Current Requested Procedure Evidence and
     other studies under Pertinent Other Evidence; the current study comes first so the
@@ -172,9 +192,11 @@ def report_texts(report: DraftReport) -> list[str]:
     return texts
 
 
-def choose_charset(report: DraftReport, sources: Sequence[Dataset]) -> str | None:
-    """ISO_IR 192 (UTF-8) when any text is not ASCII, else the first source's own."""
-    if not all(text.isascii() for text in report_texts(report)):
+def choose_charset(report: DraftReport, sources: Sequence[Dataset],
+                   extra: Sequence[str] = ()) -> str | None:
+    """ISO_IR 192 (UTF-8) when any text the SR states is not ASCII, else the first
+    source's own (its copied patient and study attributes are in it)."""
+    if not all(text.isascii() for text in [*report_texts(report), *extra]):
         return "ISO_IR 192"
     if not sources:
         return None

@@ -8,6 +8,7 @@ import highdicom as hd
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
+from radraft.reporting.facts import StudyFacts, prior_lines, series_lines
 from radraft.reporting.report_schema import DraftReport, Finding
 from radraft.reporting.sequence import FrameSequence
 from radraft.reporting.sr import tid2000 as t
@@ -41,33 +42,54 @@ def finding_text(finding: Finding) -> str:
     return f"{finding.system}: {finding.text} [{finding.severity.value}]"
 
 
-def report_sections(report: DraftReport, seq: FrameSequence) -> list[t.ReportSection]:
-    """The draft's parts under CID 7001 headings; empty parts are left out."""
-    sections: list[t.ReportSection] = []
+def finding_with_places(finding: Finding, seq: FrameSequence, facts: StudyFacts) -> str:
+    """The finding and where people find it: "(series 7, image 271)" from the headers."""
+    places = facts.image_places(seq, finding.frames)
+    return finding_text(finding) + (f" ({'; '.join(places)})" if places else "")
+
+
+def numbered_impressions(report: DraftReport) -> list[str]:
+    """"1. ..." to "n. ...": positions in the model's order of rank, not its rank numbers
+    (unchecked: a model wrote "10." for its only impression)."""
+    items = [i for i in sorted(report.impression, key=lambda i: i.rank) if i.text.strip()]
+    return [f"{n}. {item.text}" for n, item in enumerate(items, start=1)]
+
+
+def report_sections(report: DraftReport, seq: FrameSequence, facts: StudyFacts,
+                    notes: Sequence[str] = ()) -> list[t.ReportSection]:
+    """The draft's parts under CID 7001 headings; empty parts are left out.
+
+    The procedure is the order's or the header's (`facts`), never the model's `exam` or
+    `technique`; the AI notice is the document's first statement, then `notes` (what a
+    reader must know before the findings, e.g. a failed consistency check).
+    """
+    notice = t.NarrativeItem(t.COMMENT, AI_NOTICE)
+    procedure = [notice, *(t.NarrativeItem(t.COMMENT, n) for n in notes if n.strip()),
+                 t.NarrativeItem(t.PROCEDURE_DESCRIPTION, facts.exam_line or
+                                         facts.procedure.meaning)]
+    procedure += [t.NarrativeItem(t.PROCEDURE_DESCRIPTION, line)
+                  for line in series_lines(seq, facts)]
+    sections = [t.ReportSection(t.CURRENT_PROCEDURE, procedure)]
     if report.clinical_history.strip():
         sections.append(t.ReportSection(
             t.HISTORY, [t.NarrativeItem(t.HISTORY_ITEM, report.clinical_history)]))
-    procedure = [text for text in (report.exam, report.technique) if text.strip()]
-    if procedure:
-        sections.append(t.ReportSection(
-            t.CURRENT_PROCEDURE,
-            [t.NarrativeItem(t.PROCEDURE_DESCRIPTION, text) for text in procedure]))
+    priors = prior_lines(seq)
+    if priors:
+        sections.append(t.ReportSection(t.PRIOR_PROCEDURE, [
+            t.NarrativeItem(t.PROCEDURE_DESCRIPTION, line) for line in priors]))
     if report.comparison.strip():
         sections.append(t.ReportSection(
             t.PREVIOUS_FINDINGS, [t.NarrativeItem(t.PREVIOUS_FINDING, report.comparison)]))
     findings = [
-        t.NarrativeItem(t.FINDING, finding_text(f), cited_instances(report, seq, f.frames))
+        t.NarrativeItem(t.FINDING, finding_with_places(f, seq, facts),
+                        cited_instances(report, seq, f.frames))
         for f in report.findings
     ] or [t.NarrativeItem(t.FINDING, "No findings reported by the model.")]
     if report.limitations.strip():
         findings.append(t.NarrativeItem(t.COMMENT, f"Limitations: {report.limitations}"))
-    findings.append(t.NarrativeItem(t.COMMENT, AI_NOTICE))
     sections.append(t.ReportSection(t.FINDINGS, findings))
-    impressions = [
-        t.NarrativeItem(t.IMPRESSION, f"{item.rank}. {item.text}")
-        for item in sorted(report.impression, key=lambda i: i.rank) if item.text.strip()
-    ]
-    triage = f"Triage: {report.triage.level.value}"
+    impressions = [t.NarrativeItem(t.IMPRESSION, text) for text in numbered_impressions(report)]
+    triage = f"Triage (AI): {report.triage.level.value}"
     if report.triage.reasons:
         triage += " (" + "; ".join(report.triage.reasons) + ")"
     impressions.append(t.NarrativeItem(t.COMMENT, triage))
@@ -95,7 +117,8 @@ def build_diagnostic_sr(report: DraftReport, seq: FrameSequence, ctx: BuildConte
                         predecessor: PredecessorRef | None,
                         order: RequestInfo | None) -> hd.sr.EnhancedSR:
     """The TID 2000 Enhanced SR: evidence, request, predecessor, device observer."""
-    content = t.BasicDiagnosticImagingReport(report_sections(report, seq), device_observer(ctx))
+    content = t.BasicDiagnosticImagingReport(report_sections(report, seq, ctx.facts, ctx.notes),
+                                             device_observer(ctx))
     evidence = evidence_datasets(ctx, cited_instances(report, seq))
     sr = hd.sr.EnhancedSR(
         evidence=evidence,

@@ -51,6 +51,7 @@ def header_for_copy(source: Dataset, order: RequestInfo | None) -> Dataset:
     order fills an empty accession.
     """
     header = copy.deepcopy(source)
+    _drop_invalid_codes(header)
     for keyword in _COPIED_TYPE2:
         if keyword not in header:
             setattr(header, keyword, "")
@@ -62,6 +63,27 @@ def header_for_copy(source: Dataset, order: RequestInfo | None) -> Dataset:
         value = str(header.get(keyword) or "").strip()
         setattr(header, keyword, _conformant(value, pattern, separators))
     return header
+
+
+def _valid_code(item: Dataset) -> bool:
+    value = item.get("CodeValue") or item.get("LongCodeValue") or item.get("URNCodeValue")
+    return bool(value and item.get("CodingSchemeDesignator") and item.get("CodeMeaning"))
+
+
+def _drop_invalid_codes(header: Dataset) -> None:
+    """Code sequences (Procedure Code Sequence, Admitting Diagnoses ...) keep only complete
+    code items: an empty item from the modality made every output fail dciodvfy (Type 1
+    Code Value / Code Meaning missing). A sequence left empty is removed (they are Type 3
+    in the patient and study modules highdicom copies)."""
+    for element in list(header):
+        keyword = element.keyword
+        if element.VR != "SQ" or not keyword.endswith("CodeSequence"):
+            continue
+        kept = [item for item in element.value if _valid_code(item)]
+        if kept:
+            element.value = kept
+        else:
+            del header[element.tag]
 
 
 _DA = re.compile(r"\d{8}")
@@ -90,15 +112,15 @@ def requested_procedures(ctx: BuildContext, order: RequestInfo | None) -> list[D
     item.RequestedProcedureID = (
         order.requested_procedure_id if order else str(source.get("RequestedProcedureID", ""))
     )
-    item.RequestedProcedureDescription = (
-        order.procedure_text if order else str(source.get("StudyDescription", ""))
-    )[:64]
+    # The order's procedure, else the header's (facts.procedure says which).
+    procedure = ctx.facts.procedure
+    item.RequestedProcedureDescription = procedure.meaning[:64]
     codes = DicomSequence()
-    if order is not None and order.procedure_code:
+    if procedure.code and procedure.scheme and procedure.meaning:
         code = Dataset()
-        code.CodeValue = order.procedure_code[:16]
-        code.CodingSchemeDesignator = order.procedure_coding_system or "L"
-        code.CodeMeaning = (order.procedure_text or order.procedure_code)[:64]
+        code.CodeValue = procedure.code[:16]
+        code.CodingSchemeDesignator = procedure.scheme[:16]
+        code.CodeMeaning = procedure.meaning[:64]
         codes.append(code)
     item.RequestedProcedureCodeSequence = codes
     return [item]
@@ -120,6 +142,9 @@ def finish_document(ds: Dataset, ctx: BuildContext, *, series_description: str,
             # highdicom stamps its own contribution with the host clock: use the build time.
             equipment.ContributionDateTime = local.strftime("%Y%m%d%H%M%S")
     ds.SeriesDescription = series_description[:64]
+    if not ds.get("StudyDescription") and ctx.facts.study_description:
+        # The KO IOD's study module copy leaves it out; a PACS lists studies by it.
+        ds.StudyDescription = ctx.facts.study_description[:64]
     ds.Manufacturer = MANUFACTURER
     ds.ManufacturerModelName = ctx.model_name[:64]
     ds.SoftwareVersions = [SOFTWARE_VERSION, ctx.model_version[:64]]

@@ -47,7 +47,7 @@ def build_kos(report: DraftReport, seq: FrameSequence, ctx: BuildContext, *,
         document_title=OF_INTEREST,
         referenced_objects=selected,
         observer_device_context=device_observer(ctx),
-        description=f"Images cited by the {AI_NOTICE[0].lower()}{AI_NOTICE[1:]}",
+        description=f"Images cited by the {AI_NOTICE.rstrip('.')}",
     )
     frames = {c.sop_instance_uid: c.frame_numbers for c in cited}
     for item in content[0].ContentSequence:

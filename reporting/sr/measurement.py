@@ -22,7 +22,7 @@ from radraft.reporting.sr.common import (
     cited_instances,
     evidence_datasets,
 )
-from radraft.reporting.sr.diagnostic import device_observer, finding_text
+from radraft.reporting.sr.diagnostic import device_observer, finding_with_places
 from radraft.reporting.sr.document import RequestInfo, finish_document, requested_procedures
 
 TID1500_SERIES_NUMBER = 9902
@@ -46,8 +46,8 @@ def _code(key: str) -> CodedConcept:
     return CodedConcept(code.value, code.scheme, code.meaning)
 
 
-def _group(ctx: BuildContext, index: int, finding: Finding, cited: list[CitedInstance]
-           ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+def _group(ctx: BuildContext, index: int, finding: Finding, cited: list[CitedInstance],
+           text: str) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     group = hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
             uid=ctx.uid("tid1500", "finding", str(index)), identifier=f"Finding {index + 1}"
@@ -72,7 +72,7 @@ def _group(ctx: BuildContext, index: int, finding: Finding, cited: list[CitedIns
     # The free text travels with the codes (TID 1501 has no TEXT row; viewers show it).
     container = group[0]
     container.ContentSequence.append(hd.sr.TextContentItem(
-        name=FINDING_TEXT, value=finding_text(finding),
+        name=FINDING_TEXT, value=text,
         relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
     ))
     return group
@@ -100,7 +100,8 @@ def build_measurement_report(report: DraftReport, seq: FrameSequence, ctx: Build
     cited = cited_instances(report, seq)
     modality = str(ctx.sources[0].get("Modality", ""))
     groups = [
-        _group(ctx, i, f, cited_instances(report, seq, f.frames))
+        _group(ctx, i, f, cited_instances(report, seq, f.frames),
+               finding_with_places(f, seq, ctx.facts))
         for i, f in enumerate(report.findings)
     ]
     content = hd.sr.MeasurementReport(

@@ -25,13 +25,14 @@ ENGLISH = CodedConcept("en", "RFC5646", "English")
 # CID 7001 Diagnostic Imaging Report Headings (the ones radraft writes).
 HISTORY = CodedConcept("121060", "DCM", "History")
 CURRENT_PROCEDURE = CodedConcept("121064", "DCM", "Current Procedure Descriptions")
+PRIOR_PROCEDURE = CodedConcept("121066", "DCM", "Prior Procedure Descriptions")
 PREVIOUS_FINDINGS = CodedConcept("121068", "DCM", "Previous Findings")
 FINDINGS = CodedConcept("121070", "DCM", "Findings")
 IMPRESSIONS = CodedConcept("121072", "DCM", "Impressions")
 RECOMMENDATIONS = CodedConcept("121074", "DCM", "Recommendations")
 HEADINGS = frozenset(
-    c.value for c in (HISTORY, CURRENT_PROCEDURE, PREVIOUS_FINDINGS, FINDINGS, IMPRESSIONS,
-                      RECOMMENDATIONS)
+    c.value for c in (HISTORY, CURRENT_PROCEDURE, PRIOR_PROCEDURE, PREVIOUS_FINDINGS, FINDINGS,
+                      IMPRESSIONS, RECOMMENDATIONS)
 )
 
 # CID 7002 Diagnostic Imaging Report Elements.
@@ -90,7 +91,8 @@ class BasicDiagnosticImagingReport(Template):
             raise ValueError('Argument "observer_device_context" must have Observer Type Device.')
         if not sections:
             raise ValueError("A TID 2000 report needs at least one section.")
-        root = hd.sr.ContainerContentItem(name=TITLE, template_id="2000")
+        root = hd.sr.ContainerContentItem(name=TITLE, template_id="2000",
+                                          is_content_continuous=False)
         content = hd.sr.ContentSequence()
         content.extend(hd.sr.LanguageOfContentItemAndDescendants(language))
         content.extend(observer_device_context)
@@ -105,8 +107,11 @@ class BasicDiagnosticImagingReport(Template):
             raise ValueError(f"Section heading {section.heading.value} is not in CID 7001.")
         if not section.items:
             raise ValueError(f'Section "{section.heading.meaning}" has no items.')
+        # SEPARATE: each item is a statement of its own (dsr2html then shows one per line
+        # instead of running a section's sentences together).
         container = hd.sr.ContainerContentItem(
-            name=section.heading, relationship_type=RelationshipTypeValues.CONTAINS
+            name=section.heading, relationship_type=RelationshipTypeValues.CONTAINS,
+            is_content_continuous=False,
         )
         items = hd.sr.ContentSequence()
         for item in section.items:

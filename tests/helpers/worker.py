@@ -32,18 +32,29 @@ def index_folder(session: Session, folder: Path, *, accession: str = "") -> Stud
             session.flush()
         uid = str(ds.SeriesInstanceUID)
         if uid not in series:
-            series[uid] = Series(study_id=study.id, series_uid=uid, modality=str(ds.Modality))
+            series[uid] = Series(study_id=study.id, series_uid=uid, modality=str(ds.Modality),
+                                 series_number=_number(ds, "SeriesNumber"))
             session.add(series[uid])
             session.flush()
         session.add(Instance(
             study_id=study.id, series_id=series[uid].id, sop_uid=str(ds.SOPInstanceUID),
             sop_class_uid=str(ds.SOPClassUID), path=str(path), received_at=now,
+            instance_number=_number(ds, "InstanceNumber"),
         ))
         study.image_count += 1
         study.instance_count += 1
     assert study is not None, f"no DICOM file under {folder}"
     session.commit()
     return study
+
+
+def _number(ds: Any, keyword: str) -> int | None:
+    """IS as the node's index keeps it (dicom_node.header): an int, or None."""
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
 
 
 def stable_of(study: Study, version: str = "v1") -> StudyStable:

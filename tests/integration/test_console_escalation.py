@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import hl7
+import pydicom
 import pytest
 from console_helpers import Seeded, login, running_console, seed
 from sqlalchemy import select, update
@@ -65,6 +67,11 @@ def test_unacknowledged_alert_escalates_once_through_the_outbox(
     assert deliver(sessions, seeded.settings, folder_row, 0) == "delivered"
     [written] = (tmp_path / "outbox" / seeded.drafted_uid).glob("escalation-*.hl7")
     assert b"ESCALATION" in written.read_bytes()
+    # OBR-7: the exam's time from the study's header (not the escalation's).
+    header = pydicom.dcmread(next((tmp_path / "drafted").rglob("*.dcm")),
+                             stop_before_pixels=True)
+    obr = hl7.parse(written.read_bytes().decode("utf-8"))["OBR"][0]
+    assert str(obr[7]).startswith(str(header.StudyDate) + str(header.StudyTime)[:4])
     with running_console(seeded.settings, sessions) as client:
         login(client, "vic")
         [row] = client.get("/api/ed").json()

@@ -87,7 +87,10 @@ def test_draft_writes_draft_outbox_and_audit_then_redrafts(
     assert evidence == {dcmread(p).SOPInstanceUID for p in phantom_dir.rglob("*.dcm")}
     assert any(p.name.startswith("kos-") for p in folder.iterdir())
     [text] = [p.read_text() for p in folder.glob("text-*.txt")]
-    assert "CT abdomen" in text
+    # The exam as the header states it; cited images by the index's series/image numbers.
+    assert "Exam:       CT ABDOMEN" in text
+    cited = dcmread(next(phantom_dir.rglob("*.dcm")), stop_before_pixels=True)
+    assert "images: series " in text and "series ?" not in text and cited.SeriesNumber
     [oru] = [p.read_bytes() for p in folder.glob("oru-*.hl7")]
     assert oru.startswith(b"MSH|") and b"ORU^R01" in oru
 

@@ -172,7 +172,7 @@ def test_tid2000_tree(basic: tuple[SrOutputs, dict[str, Path], list[Dataset], li
     assert ("121049", "DCM") in top  # language
     assert [h for h in top if h[0] in {"121060", "121064", "121068", "121070", "121072",
                                        "121074"}] == [
-        ("121060", "DCM"), ("121064", "DCM"), ("121068", "DCM"), ("121070", "DCM"),
+        ("121064", "DCM"), ("121060", "DCM"), ("121068", "DCM"), ("121070", "DCM"),
         ("121072", "DCM"), ("121074", "DCM")]
     observer = {_name(i)[0]: i for i in sr.ContentSequence
                 if i.RelationshipType == "HAS OBS CONTEXT"}
@@ -180,8 +180,12 @@ def test_tid2000_tree(basic: tuple[SrOutputs, dict[str, Path], list[Dataset], li
     assert observer["121012"].UID.startswith(SETTINGS.site.uid_root)
     assert observer["121013"].TextValue == "radraft-tiny"
     texts = [i.TextValue for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"]
-    assert "liver: Hypodense lesion in segment VII. [significant]" in texts
-    assert "AI-generated draft, not reviewed by a radiologist." in texts
+    assert any(t.startswith("liver: Hypodense lesion in segment VII. [significant] (")
+               for t in texts)
+    sections = [i for i in sr.ContentSequence if i.ValueType == "CONTAINER"]
+    assert all(section.ContinuityOfContent == "SEPARATE" for section in sections)
+    assert sections[0].ContentSequence[0].TextValue == (
+        "AI-generated draft, not reviewed by a radiologist.")
     # Evidence: every current instance; the cited prior under Pertinent Other; never both.
     current = _evidence_uids(sr, "CurrentRequestedProcedureEvidenceSequence")
     other = _evidence_uids(sr, "PertinentOtherEvidenceSequence")
@@ -204,7 +208,7 @@ def test_highdicom_reads_back_the_findings(
     assert isinstance(sr, hd.sr.EnhancedSR)
     findings = [i for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"
                 and _name(i) == ("121071", "DCM")]
-    assert [f.TextValue for f in findings] == [
+    assert [f.TextValue.partition(" (")[0] for f in findings] == [
         "liver: Hypodense lesion in segment VII. [significant]"]
     tid1500 = hd.sr.srread(paths["tid1500"])
     assert isinstance(tid1500, hd.sr.Comprehensive3DSR)
@@ -277,7 +281,8 @@ def test_non_ascii_text_uses_utf8(ct: list[Dataset], tmp_path: Path) -> None:
         assert pydicom.dcmread(path).SpecificCharacterSet == "ISO_IR 192"
     sr = pydicom.dcmread(paths["sr"])
     texts = [i.TextValue for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"]
-    assert f"liver: {text} [significant]" in texts
+    assert f"liver: {text} [significant] (series {ct[0].SeriesNumber}, image " \
+        f"{ct[0].InstanceNumber})" in texts
     assert sr.PatientName == ct[0].PatientName
 
 
@@ -373,3 +378,42 @@ def test_own_outputs_are_no_evidence_and_unnamed_versions_are_valid(
     with pytest.raises(OutputBuildError, match="no source datasets"):
         build_outputs(report, seq, [earlier.sr], settings=SETTINGS, job_key=("1", "v", "p"),
                       model_name="m", model_version="1", predecessor=None, order=None)
+
+
+def test_notes_are_the_statements_after_the_notice(ct: list[Dataset], tmp_path: Path) -> None:
+    seq = _seq([_ref(ds) for ds in ct])
+    outputs = build_outputs(_draft([LIVER | {"frames": [0]}]), seq, ct, settings=SETTINGS,
+                            job_key=(str(ct[0].StudyInstanceUID), "v1", "ct-generic"),
+                            model_name="m", model_version="1", predecessor=None, order=None,
+                            now=NOW, notes=["AI triage unsupported — radiologist review"])
+    paths = _write_all(outputs, tmp_path)
+    assert _dciodvfy_errors(paths["sr"]) == []
+    sr = pydicom.dcmread(paths["sr"])
+    assert sr.SpecificCharacterSet == "ISO_IR 192"  # the note's dash is not ASCII
+    first = next(i for i in sr.ContentSequence if i.ValueType == "CONTAINER")
+    assert [i.TextValue for i in first.ContentSequence[:2]] == [
+        "AI-generated draft, not reviewed by a radiologist.",
+        "AI triage unsupported — radiologist review"]
+
+
+def test_header_text_in_another_charset_round_trips(ct: list[Dataset], tmp_path: Path) -> None:
+    import copy
+
+    latin = [copy.deepcopy(ds) for ds in ct]
+    for ds in latin:
+        ds.SpecificCharacterSet = "ISO_IR 100"
+        ds.StudyDescription = "THORAX ÜBERSICHT"
+        ds.PatientName = "Gómez^José"
+        if "ProcedureCodeSequence" in ds:
+            del ds.ProcedureCodeSequence
+        if "RequestedProcedureDescription" in ds:
+            del ds.RequestedProcedureDescription
+    outputs = _build(_draft([LIVER | {"frames": [0]}]), _seq([_ref(ds) for ds in latin]), latin)
+    paths = _write_all(outputs, tmp_path)
+    for path in paths.values():
+        assert _dciodvfy_errors(path) == [], path
+    sr = pydicom.dcmread(paths["sr"])
+    assert sr.SpecificCharacterSet == "ISO_IR 192"  # a stated header text is not ASCII
+    texts = [i.TextValue for i in _walk(sr.ContentSequence) if i.ValueType == "TEXT"]
+    assert any(t.startswith("THORAX ÜBERSICHT") for t in texts)
+    assert str(sr.PatientName) == "Gómez^José" and sr.StudyDescription == "THORAX ÜBERSICHT"

@@ -46,12 +46,14 @@ def test_text_has_notice_sections_and_frame_origins() -> None:
     assert lines[1] == "Triage: CRITICAL — bleed"
     assert "Critical: Bleeding" in lines
     assert "- liver: Lesion <script>alert(1)</script> [critical]" in lines
-    assert ("  images: frame 2 (CT arterial, 2026-11-20), "
+    assert ("  images: frame 2 (CT arterial, 2026-11-20); "
             "frame 5 (CT portal venous, 2025-11-20, prior)") in lines
     assert lines.index("1. First") < lines.index("2. Second")
-    for heading in ("EXAM", "CLINICAL HISTORY", "TECHNIQUE", "COMPARISON", "FINDINGS",
+    for heading in ("CLINICAL HISTORY", "COMPARISON", "FINDINGS",
                     "LIMITATIONS", "IMPRESSION", "RECOMMENDATIONS"):
         assert heading in lines
+    # The model's exam/technique are never stated (the procedure is the order's/header's).
+    assert "EXAM" not in lines and "TECHNIQUE" not in lines and "CT abdomen" not in text
 
 
 def test_text_without_findings_or_optional_parts() -> None:

@@ -8,8 +8,10 @@ models), so the command line answers at once (tests/unit/test_cli_imports.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from radraft.worker.cli import (
     config_cmd,
@@ -27,9 +29,43 @@ from radraft.worker.cli import (
 )
 from radraft.worker.cli.context import CliState
 
+
+class ConfigAnywhere(TyperGroup):
+    """`--config FILE` is the root's option; people also write it after the subcommand
+    (`radraft serve --config FILE`). It is moved in front before parsing, for every
+    subcommand. Only the long form: `-c` after a subcommand may be that command's own
+    option (`radraft worker -c 4` is the concurrency)."""
+
+    # `ctx` is typer's vendored click Context, whose module is private: typed Any here.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_config(args))
+
+
+def hoist_config(args: list[str]) -> list[str]:
+    """`args` with every `--config X` / `--config=X` moved to the front (none after `--`)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest += args[i:]
+            break
+        if arg == "--config" and i + 1 < len(args):
+            front += args[i:i + 2]
+            i += 2
+            continue
+        if arg.startswith("--config="):
+            front.append(arg)
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 app = typer.Typer(
     name="radraft", help="Drafts CT and MRI reports inside a hospital imaging network.",
-    no_args_is_help=True, pretty_exceptions_enable=False,
+    no_args_is_help=True, pretty_exceptions_enable=False, cls=ConfigAnywhere,
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
