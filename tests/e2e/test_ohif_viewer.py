@@ -13,6 +13,7 @@ Screenshots: tests/artifacts/ohif/.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import BytesIO
@@ -138,6 +139,8 @@ def test_the_draft_in_ohif(browser: Browser, tmp_path: Path, db_url: str,
             assert "Findings" in body and "Impressions" in body
             assert IMPRESSION in body
             assert "not reviewed by a radiologist" in body.lower()
+            # People read "series N, image M" (the headers' numbers), never a frame index.
+            assert re.search(r"\(series \d+, image \d+\)", body), body
             page.screenshot(path=str(shots / "draft-report-sr.png"))
             page.close()
     assert any("/dicom-web/studies/" in r and "/metadata" in r for r in viewer.requests)
