@@ -28,9 +28,9 @@ from radraft.reporting.sr import JobKey
 from radraft.worker.backoff import next_attempt
 from radraft.worker.enqueue import Enqueue, WakeUp
 from radraft.worker.gather import (
+    bounded_pacs_priors,
     evidence_from_index,
     local_priors,
-    pacs_priors,
     study_folder,
 )
 from radraft.worker.heartbeat import worker_identity
@@ -205,7 +205,8 @@ def draft_job(
             gather_s = time.perf_counter() - clock
             priors = local_priors(session, settings, study, profile)
             if len(priors) < profile.max_priors:
-                priors += pacs_priors(settings, study, profile)[: profile.max_priors - len(priors)]
+                priors += bounded_pacs_priors(session, settings, study, profile)[
+                    : profile.max_priors - len(priors)]
             priors_s = time.perf_counter() - clock - gather_s
             context = ""
             if links.clinical_context is not None:
