@@ -43,6 +43,9 @@ class StabilityMonitor:
         self.poll_interval_s = poll_interval_s or min(1.0, stable_seconds / 4)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The timer and announce_now (MPPS, complete_when) may pick the same study at once:
+        # one at a time, the second finds the version announced.
+        self._announcing = threading.Lock()
 
     def check_once(self) -> list[StudyStable]:
         """Announce every study that is due now; returns what was announced."""
@@ -63,7 +66,8 @@ class StabilityMonitor:
             ).all()
         for study_id in due:
             try:
-                stable = self._announce(study_id)
+                with self._announcing:
+                    stable = self._announce(study_id)
             except Exception:
                 log.exception("announcing study row %d failed; retried next poll", study_id)
                 continue
@@ -73,7 +77,8 @@ class StabilityMonitor:
 
     def announce_now(self, study_id: int) -> StudyStable | None:
         """Announce a study whatever its timer (its MPPS step or rule says it is complete)."""
-        return self._announce(study_id)
+        with self._announcing:
+            return self._announce(study_id)
 
     def _announce(self, study_id: int) -> StudyStable | None:
         # Read a consistent snapshot, call back OUTSIDE any transaction (the callback writes

@@ -41,11 +41,17 @@ from radraft.worker.draft_inputs import (
     predecessor,
 )
 from radraft.worker.enqueue import Enqueue, WakeUp
-from radraft.worker.gather import evidence_from_index, local_priors, pacs_priors, study_folder
+from radraft.worker.gather import (
+    bounded_pacs_priors,
+    evidence_from_index,
+    local_priors,
+    study_folder,
+)
 from radraft.worker.heartbeat import worker_identity
 from radraft.worker.jobs import claim_job, closed_order
 from radraft.worker.outbox import add_deliveries
 from radraft.worker.pipeline import DraftProduct, DraftRequest, predecessor_ref, run_draft
+from radraft.worker.prefetch import prefetch_pending
 from radraft.worker.shadow import hold_shadow_rows
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,8 @@ class Gathered:
     predecessor_id: int | None
     predecessor_sr: str
     timings: dict[str, float]
+    # An order's prefetch of this patient's priors is still on its way (it fetches them).
+    prefetch_pending: bool = False
 
 
 def _add_images(session: Session, draft: Draft, product: DraftProduct, now: datetime) -> None:
@@ -207,7 +215,8 @@ def _gather(
                     predecessor_id=previous.id if previous else None,
                     predecessor_sr=previous.sr_uid if previous else "",
                     timings={"gather": round(gather_s, 3), "priors": round(priors_s, 3),
-                             "context": round(context_s, 3)})
+                             "context": round(context_s, 3)},
+                    prefetch_pending=prefetch_pending(session, study))
 
 
 def _draft(settings: Settings, gathered: Gathered, backend: ModelBackend) -> DraftProduct:
@@ -216,7 +225,8 @@ def _draft(settings: Settings, gathered: Gathered, backend: ModelBackend) -> Dra
     clock = time.perf_counter()
     wanted = request.profile.max_priors - len(request.priors)
     if wanted > 0:
-        fetched = pacs_priors(settings, gathered.study, request.profile)[:wanted]
+        fetched = bounded_pacs_priors(settings, gathered.study, request.profile,
+                                      prefetch_pending=gathered.prefetch_pending)[:wanted]
         request = replace(request, priors=[*request.priors, *fetched])
     pacs_s = time.perf_counter() - clock
     product = run_draft(settings, request, backend)

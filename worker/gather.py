@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -17,8 +19,7 @@ from radraft.core.errors import DeliveryError, FrameError
 from radraft.core.settings import ProfileSettings, Settings
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
 from radraft.dicom_node.client.web_query import WebPacs, find_studies_web, get_study_web
-from radraft.dicom_node.storage import safe_name
-from radraft.worker.prefetch import prefetched_priors
+from radraft.worker.prefetch import cache_folder, prefetched_priors
 
 log = logging.getLogger(__name__)
 
@@ -152,20 +153,62 @@ def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> l
     folders = []
     for ds in candidates[: profile.max_priors]:
         uid = str(ds.StudyInstanceUID)
-        target = settings.data_dir / "priors" / safe_name(uid)
-        held = target.exists() and any(target.iterdir())
-        if pacs.kind == "dicomweb":
-            if not held:
-                get_study_web(_web_pacs(settings), uid, target)
-            folders.append(target)
-        elif pacs.retrieve == "get":
-            if not held:
-                peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
-                            pacs.timeout_s)
-                get_study(peer, uid, target)
+        target = cache_folder(settings, uid)
+        if target is None:
+            log.warning("study %s: the PACS answered a malformed Study UID; skipped",
+                        study.study_uid)
+            continue
+        if pacs.kind == "dicomweb" or pacs.retrieve == "get":
+            if not (target.exists() and any(target.iterdir())):
+                # Whole or not at all: a folder that exists is a complete prior.
+                partial = target.with_name(f".{target.name}.draft-partial")
+                shutil.rmtree(partial, ignore_errors=True)
+                if pacs.kind == "dicomweb":
+                    get_study_web(_web_pacs(settings), uid, partial)
+                else:
+                    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
+                                pacs.timeout_s)
+                    get_study(peer, uid, partial)
+                partial.rename(target)
             folders.append(target)
         else:
             peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
                         pacs.timeout_s)
             move_study(peer, uid, settings.dicom.ae_title)
     return folders
+
+
+def bounded_pacs_priors(
+    settings: Settings, study: Study, profile: ProfileSettings, *, prefetch_pending: bool,
+) -> list[Path]:
+    """`pacs_priors` for a draft that must not wait on the PACS longer than pacs.timeout_s
+    in all: past it the draft goes on without them (the retrieval finishes in the background
+    into the cache, for the next draft). Nothing when an order's prefetch for this patient
+    is still on its way (`prefetch_pending`, read in the claiming session): it fetches the
+    same priors. Runs with no database session open."""
+    if not _configured(settings) or prefetch_pending:
+        return []
+    found: list[Path] = []
+    failed: list[BaseException] = []
+    # The thread may outlive this call: it gets a copy of the facts it reads, never a row
+    # bound to the caller's session.
+    facts = Study(study_uid=study.study_uid, patient_id=study.patient_id,
+                  study_date=study.study_date, modalities=study.modalities)
+
+    def fetch() -> None:
+        try:
+            found.extend(pacs_priors(settings, facts, profile))
+        except (DeliveryError, OSError) as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=fetch, name="pacs-priors", daemon=True)
+    worker.start()
+    worker.join(settings.pacs.timeout_s)
+    if worker.is_alive():
+        log.warning("study %s: PACS priors not there within pacs.timeout_s (%.0f s); "
+                    "drafting without them", study.study_uid, settings.pacs.timeout_s)
+        return []
+    if failed:
+        log.warning("study %s: PACS priors failed (%s); drafting without them",
+                    study.study_uid, failed[0])
+    return list(found)

@@ -210,6 +210,15 @@ def due_prefetches(session: Session, now_plus: timedelta) -> list[WakeUp]:
     return [WakeUp("prefetch", row_id, attempts) for row_id, attempts in rows]
 
 
+def prefetch_pending(session: Session, study: Study) -> bool:
+    """An order's prefetch for this study's patient is queued or running."""
+    if not study.patient_id:
+        return False
+    return session.scalar(select(PriorPrefetch.id).where(
+        PriorPrefetch.patient_id == study.patient_id,
+        PriorPrefetch.state.in_(("queued", "running"))).limit(1)) is not None
+
+
 def prefetched_priors(session: Session, settings: Settings, study: Study) -> list[Path]:
     """Cached priors of the study's patient from finished prefetches, newest first."""
     if not study.patient_id:
