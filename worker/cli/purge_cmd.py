@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from radraft.core.db import make_engine, make_sessionmaker
-from radraft.dicom_node.storage.files import InstanceStore
-from radraft.dicom_node.storage.purge import purge as run_purge
+from radraft.dicom_node.purge import purge as run_purge
+from radraft.dicom_node.storage import InstanceStore
 from radraft.worker.cli.context import state
 
 
