@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
-from radraft.dicom_node import tls
+from radraft.dicom_node import fast, tls
 from radraft.dicom_node.commitment_report import CommitmentReporter
 from radraft.dicom_node.completeness import CompletenessMonitor
 from radraft.dicom_node.dispatch import Dispatcher
@@ -76,6 +76,8 @@ class DicomNode:
             self._receiver.start()
         else:
             dicom = self.settings.dicom
+            if dicom.fast_receive:
+                fast.log_refusal_once()  # the receiving processes stay quiet about it
             self._dispatcher = Dispatcher(dicom.host, dicom.port, count,
                                           max_per_peer=dicom.max_associations_per_peer)
             try:

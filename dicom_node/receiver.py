@@ -76,6 +76,8 @@ class Receiver:
     def __init__(self, settings: Settings, purge: Callable[[], int],
                  channel: socket.socket | None = None) -> None:
         self.settings = settings
+        # A receiving process fed by the node's dispatcher: the node itself says once why
+        # the fast path is off (not once per process).
         self.channel = channel  # from the node's dispatcher; None: listen on the port
         self.store = InstanceStore(settings.dicom_dir)
         disk = DiskGuard(settings.data_dir, settings.dicom.min_free_bytes, purge)
@@ -114,7 +116,7 @@ class Receiver:
             fast.uninstall()
             log.info("DICOM receive path: pynetdicom's stock path (DICOM TLS is on)")
             return False
-        return fast.install()  # False: versions differ, logged once by fast
+        return fast.install(log_refusal=self.channel is None)  # False: versions differ
 
     def start(self) -> None:
         configure_pynetdicom()

@@ -117,10 +117,14 @@ class InstanceStore:
             self._known_dirs = {d for d in self._known_dirs if not d.is_relative_to(folder)}
 
     def clean_tmp(self) -> int:
-        """Remove leftovers of transfers cut short by a crash (never acknowledged)."""
+        """Remove leftovers of transfers cut short by a crash (never acknowledged), the
+        receiving processes' own folders (`rx-<pid>`) included; before any receiver starts."""
         removed = 0
-        for leftover in self.tmp_dir.glob("*"):
-            if leftover.is_file():
+        for leftover in sorted(self.tmp_dir.rglob("*"), reverse=True):  # files before dirs
+            if leftover.is_file() or leftover.is_symlink():
                 leftover.unlink(missing_ok=True)
                 removed += 1
+            elif leftover.is_dir():
+                with contextlib.suppress(OSError):
+                    leftover.rmdir()
         return removed

@@ -45,8 +45,8 @@ from radraft.dicom_node.fast.transport import (
 if TYPE_CHECKING:
     from pynetdicom.association import Association
 
-__all__ = ["PINNED", "EarlySync", "accelerate", "install", "installed", "uninstall",
-           "version_mismatch"]
+__all__ = ["PINNED", "EarlySync", "accelerate", "install", "installed", "log_refusal_once",
+           "uninstall", "version_mismatch"]
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +77,30 @@ def installed() -> bool:
     return _installed
 
 
-def install() -> bool:
-    """Patch pynetdicom for the fast path, once per process; False (logged once) when the
-    installed pynetdicom/pydicom are not the pinned versions."""
-    global _installed, _refusal_logged
+def log_refusal_once() -> bool:
+    """Log (once per process) why the fast path cannot be installed; False if it can."""
+    global _refusal_logged
+    reason = version_mismatch()
+    if reason is None:
+        return False
+    if not _refusal_logged:
+        _refusal_logged = True
+        log.warning("DICOM fast receive path not installed: %s; using pynetdicom's "
+                    "stock receive path", reason)
+    return True
+
+
+def install(*, log_refusal: bool = True) -> bool:
+    """Patch pynetdicom for the fast path, once per process; False when the installed
+    pynetdicom/pydicom are not the pinned versions (logged once, unless `log_refusal` is
+    False: a receiving process whose node already said so)."""
+    global _installed
     with _lock:
         if _installed:
             return True
-        reason = version_mismatch()
-        if reason is not None:
-            if not _refusal_logged:
-                _refusal_logged = True
-                log.warning("DICOM fast receive path not installed: %s; using pynetdicom's "
-                            "stock receive path", reason)
+        if version_mismatch() is not None:
+            if log_refusal:
+                log_refusal_once()
             return False
         # Each received dataset's temporary file created without tempfile's overhead.
         _DIMSE_MESSAGES.NamedTemporaryFile = received_file.received_file

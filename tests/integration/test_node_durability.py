@@ -145,6 +145,7 @@ def test_every_acknowledged_instance_survives_sigkill(tmp_path: Path, db_url: st
         "dicom": {"port": port, "host": "127.0.0.1", "stable_seconds": 3600,
                   "min_free_bytes": 0},
         "hl7": {"host": "127.0.0.1", "port": free_port()},  # serve starts the HL7 listener too
+        "web": {"port": free_port()},  # and the console: never a port another test holds
     }))
     log = tmp_path / "serve.log"
     acked: set[str] = set()

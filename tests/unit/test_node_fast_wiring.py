@@ -152,8 +152,11 @@ def test_another_version_installs_nothing_and_says_so_once(
     monkeypatch.setattr(pynetdicom, "__version__", "3.0.5")
     monkeypatch.setattr(fast, "_refusal_logged", False)
     with caplog.at_level(logging.WARNING, logger="radraft.dicom_node.fast"):
+        assert fast.install(log_refusal=False) is False  # a receiving process: quiet
+        assert not caplog.records
         assert fast.install() is False
         assert fast.install() is False
+        assert fast.log_refusal_once() is True  # the node's own process: already said
     refusals = [r for r in caplog.records if "not installed" in r.getMessage()]
     assert len(refusals) == 1
     assert "pynetdicom 3.0.5 (written for 3.0.4)" in refusals[0].getMessage()
