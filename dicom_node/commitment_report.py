@@ -24,7 +24,7 @@ from radraft.core import audit
 from radraft.core.db import CommitmentRequest, db_now
 from radraft.core.settings import DicomDestination, Settings
 from radraft.dicom_node.commitment import PUSH_INSTANCE_UID, Report, build_report, mark_reported
-from radraft.dicom_node.index import begin_write
+from radraft.dicom_node.storage.index import begin_write
 
 log = logging.getLogger(__name__)
 

@@ -28,11 +28,11 @@ from radraft.core import audit
 from radraft.core.db import Instance, MppsInstance, MppsStep, Series, Study, db_now
 from radraft.core.settings import DicomSettings
 from radraft.core.types import StudyStable
-from radraft.dicom_node.index import begin_write
 from radraft.dicom_node.mpps import FINAL, IN_PROGRESS
 from radraft.dicom_node.rules.completion import SeriesSeen
 from radraft.dicom_node.rules.facts import facts_for_study
 from radraft.dicom_node.rules.watch import RulesWatcher
+from radraft.dicom_node.storage.index import begin_write
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
 from radraft.core.db import MppsInstance, MppsStep, db_now
-from radraft.dicom_node.index import begin_write
+from radraft.dicom_node.storage.index import begin_write
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,13 @@ from radraft.dicom_node import fast, tls
 from radraft.dicom_node.commitment_report import CommitmentReporter
 from radraft.dicom_node.completeness import CompletenessMonitor
 from radraft.dicom_node.dispatch import Dispatcher
-from radraft.dicom_node.purge import purge_for_settings
 from radraft.dicom_node.receiver import Receiver
 from radraft.dicom_node.receiving_process import spawn_receivers
-from radraft.dicom_node.repair import repair_index
 from radraft.dicom_node.rules.watch import RulesWatcher
 from radraft.dicom_node.stability import OnStable, StabilityMonitor
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.storage.files import InstanceStore
+from radraft.dicom_node.storage.purge import purge_for_settings
+from radraft.dicom_node.storage.repair import repair_index
 
 log = logging.getLogger(__name__)
 

@@ -30,14 +30,14 @@ from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
 from radraft.dicom_node import fast, tls
-from radraft.dicom_node.disk import DiskGuard
-from radraft.dicom_node.leftovers import LeftoverSweeper
 from radraft.dicom_node.peers import PeerLimit
 from radraft.dicom_node.scp import StoreHandler, handle_echo
 from radraft.dicom_node.servers import HandedServer, NodeServer
 from radraft.dicom_node.services import NodeServices, add_service_contexts
-from radraft.dicom_node.space import SpaceWatch
-from radraft.dicom_node.storage import InstanceStore, fsync_file
+from radraft.dicom_node.storage.disk import DiskGuard
+from radraft.dicom_node.storage.files import InstanceStore, fsync_file
+from radraft.dicom_node.storage.leftovers import LeftoverSweeper
+from radraft.dicom_node.storage.space import SpaceWatch
 
 log = logging.getLogger(__name__)
 

@@ -15,18 +15,18 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from radraft.core.settings import DicomSettings
 from radraft.dicom_node.assoc_log import AssociationLog
-from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.errors import (
     STATUS_PROCESSING_FAILURE,
     STATUS_SUCCESS,
     OutOfSpace,
     StoreRefused,
 )
-from radraft.dicom_node.header import DEFAULT_LIMITS, InstanceHeader, read_header
-from radraft.dicom_node.index import IndexCache, IndexResult, begin_write, index_instance
-from radraft.dicom_node.inflate import InflateLimits
-from radraft.dicom_node.space import SpaceWatch
-from radraft.dicom_node.storage import InstanceStore, fsync_file
+from radraft.dicom_node.header.inflate import InflateLimits
+from radraft.dicom_node.header.reading import DEFAULT_LIMITS, InstanceHeader, read_header
+from radraft.dicom_node.storage.disk import DiskGuard
+from radraft.dicom_node.storage.files import InstanceStore, fsync_file
+from radraft.dicom_node.storage.index import IndexCache, IndexResult, begin_write, index_instance
+from radraft.dicom_node.storage.space import SpaceWatch
 
 log = logging.getLogger(__name__)
 

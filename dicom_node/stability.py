@@ -18,7 +18,7 @@ from radraft.core import audit
 from radraft.core.db import Study, StudyAnnouncement, db_now
 from radraft.core.types import StudyStable
 from radraft.dicom_node.completeness import held_by_mpps
-from radraft.dicom_node.index import begin_write, study_version
+from radraft.dicom_node.storage.index import begin_write, study_version
 
 log = logging.getLogger(__name__)
 

@@ -33,7 +33,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from radraft.core.db import make_engine
 from radraft.core.settings import Settings
-from radraft.dicom_node.disk import DiskGuard
 from radraft.dicom_node.errors import (
     STATUS_CANNOT_UNDERSTAND,
     STATUS_OUT_OF_RESOURCES,
@@ -41,11 +40,12 @@ from radraft.dicom_node.errors import (
     OutOfSpace,
     StoreRefused,
 )
-from radraft.dicom_node.header import InstanceHeader, read_header, read_header_as_sent
-from radraft.dicom_node.index import begin_write, index_instance
-from radraft.dicom_node.purge import purge_for_settings
+from radraft.dicom_node.header.reading import InstanceHeader, read_header, read_header_as_sent
 from radraft.dicom_node.scp import StoreHandler
 from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.storage.disk import DiskGuard
+from radraft.dicom_node.storage.index import begin_write, index_instance
+from radraft.dicom_node.storage.purge import purge_for_settings
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ def make_engine(database_url: str, *, pool_size: int = 5, fsync_commits: bool = 
     FULL: a committed row survives power loss, which is what an ACK promises.
     `fsync_commits=False` (SQLite NORMAL: a power cut may take the last commits, never
     consistency) is only for rows rebuilt from durable files at start: the node's
-    instance index, whose files `dicom_node.repair` indexes again. PostgreSQL commits
+    instance index, whose files `dicom_node.storage.repair` indexes again. PostgreSQL commits
     follow the server's own settings either way.
     """
     if database_url.startswith("postgresql://"):

@@ -12,7 +12,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from radraft.dicom_node.storage import fsync_file
+from radraft.dicom_node.storage.files import fsync_file
 
 # Futures nobody collected (an association aborted between queueing and serving).
 _MAX_PENDING = 256

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from radraft.core.db import Order, Patient, Series, Study
 from radraft.core.errors import ConfigError
 from radraft.dicom_node.errors import StoreRefused
-from radraft.dicom_node.header import read_stored_header
+from radraft.dicom_node.header.reading import read_stored_header
 
 log = logging.getLogger(__name__)
 

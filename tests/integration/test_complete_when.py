@@ -15,9 +15,9 @@ from radraft.core.settings import DicomSettings
 from radraft.core.types import StudyStable
 from radraft.dicom_node.completeness import CompletenessMonitor
 from radraft.dicom_node.header import read_stored_header
-from radraft.dicom_node.index import begin_write, index_instance
 from radraft.dicom_node.rules import RulesWatcher, load_rules
 from radraft.dicom_node.stability import StabilityMonitor
+from radraft.dicom_node.storage.index import begin_write, index_instance
 
 RULES = """rules:
   - name: ct-two-phase

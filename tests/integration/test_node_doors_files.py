@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance, Study, make_engine, make_sessionmaker
 from radraft.core.db.migrate import upgrade
-from radraft.dicom_node import disk
+from radraft.dicom_node.storage import disk
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 

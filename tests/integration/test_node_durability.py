@@ -22,7 +22,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance
-from radraft.dicom_node import storage
+from radraft.dicom_node.storage import files as storage
 
 # Every test here runs on the fast receive path and on pynetdicom's stock one.
 pytestmark = pytest.mark.usefixtures("receive_path")

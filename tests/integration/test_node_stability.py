@@ -14,9 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from radraft.core.db import AuditEvent, Study, StudyAnnouncement
 from radraft.core.types import StudyStable
 from radraft.core.uids import derived_uid
-from radraft.dicom_node.header import read_stored_header
-from radraft.dicom_node.index import begin_write, index_instance
+from radraft.dicom_node.header.reading import read_stored_header
 from radraft.dicom_node.stability import StabilityMonitor
+from radraft.dicom_node.storage.index import begin_write, index_instance
 
 UID_ROOT = "1.2.826.0.1.3680043.10.999"
 STABLE_S = 0.3

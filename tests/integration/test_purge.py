@@ -13,10 +13,10 @@ from typer.testing import CliRunner
 
 from radraft.core.db import Delivery, Draft, DraftImage, Instance, Job, Study
 from radraft.core.settings import RetentionSettings
-from radraft.dicom_node.header import read_stored_header
-from radraft.dicom_node.index import index_instance
-from radraft.dicom_node.purge import purge
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.header.reading import read_stored_header
+from radraft.dicom_node.storage.files import InstanceStore
+from radraft.dicom_node.storage.index import index_instance
+from radraft.dicom_node.storage.purge import purge
 from radraft.worker.cli.main import app
 
 OLD = datetime.now(UTC) - timedelta(days=90)

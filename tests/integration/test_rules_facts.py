@@ -9,9 +9,9 @@ from node_helpers import ct_phase_study
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Order, db_now
-from radraft.dicom_node.header import read_stored_header
-from radraft.dicom_node.index import index_instance
+from radraft.dicom_node.header.reading import read_stored_header
 from radraft.dicom_node.rules import facts_for_study, load_rules
+from radraft.dicom_node.storage.index import index_instance
 
 RULES = """\
 rules:

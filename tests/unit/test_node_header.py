@@ -29,7 +29,9 @@ from radraft.dicom_node.errors import (
     InvalidIdentifier,
     StoreRefused,
 )
-from radraft.dicom_node.header import (
+from radraft.dicom_node.header.fields import STOP_TAG, TAGS, DatasetFields, RawFields
+from radraft.dicom_node.header.inflate import InflateLimits, dataset_offset, inflate_bounded
+from radraft.dicom_node.header.reading import (
     DEFAULT_LIMITS,
     _fields_of,
     _header_of,
@@ -37,8 +39,6 @@ from radraft.dicom_node.header import (
     read_header,
     read_stored_header,
 )
-from radraft.dicom_node.header_fields import STOP_TAG, TAGS, DatasetFields, RawFields
-from radraft.dicom_node.inflate import InflateLimits, dataset_offset, inflate_bounded
 
 _FILES = sorted(p for p in DICOM_DATA.rglob("*") if p.is_file() and p.suffix != ".md")
 

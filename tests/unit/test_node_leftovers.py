@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from radraft.dicom_node.leftovers import LeftoverSweeper
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.storage.files import InstanceStore
+from radraft.dicom_node.storage.leftovers import LeftoverSweeper
 
 
 def test_the_sweep_removes_unheld_files_and_keeps_open_ones(tmp_path: Path) -> None:

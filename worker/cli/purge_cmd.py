@@ -13,8 +13,8 @@ def purge(
 ) -> None:
     """Remove old drafted-and-delivered studies, fetched priors and delivered outbox bytes."""
     from radraft.core.db import make_engine, make_sessionmaker
-    from radraft.dicom_node.purge import purge as run_purge
     from radraft.dicom_node.storage import InstanceStore
+    from radraft.dicom_node.storage.purge import purge as run_purge
 
     settings = state(ctx).settings
     engine = make_engine(settings.database_url)

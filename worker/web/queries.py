@@ -28,7 +28,7 @@ from radraft.core.db import (
     db_now,
 )
 from radraft.dicom_node.errors import StoreRefused
-from radraft.dicom_node.header import read_attributes
+from radraft.dicom_node.header.reading import read_attributes
 from radraft.reporting.render import render_html
 from radraft.reporting.report_schema import DraftReport
 from radraft.worker.web.segments import sequence_stub

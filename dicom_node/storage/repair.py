@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Instance
 from radraft.dicom_node.errors import StoreRefused
-from radraft.dicom_node.header import read_stored_header
-from radraft.dicom_node.index import begin_write, index_instance
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.header.reading import read_stored_header
+from radraft.dicom_node.storage.files import InstanceStore
+from radraft.dicom_node.storage.index import begin_write, index_instance
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import time
 import weakref
 from typing import Any
 
-from radraft.dicom_node.disk import DiskGuard
+from radraft.dicom_node.storage.disk import DiskGuard
 
 CHECK_EVERY = 4 << 20  # bytes between two measurements of free space
 _RECHECK_S = 1.0  # while short: measure again at least this often

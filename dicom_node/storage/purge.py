@@ -35,8 +35,8 @@ from radraft.core.db import (
     make_sessionmaker,
 )
 from radraft.core.settings import RetentionSettings, Settings
-from radraft.dicom_node.index import begin_write
-from radraft.dicom_node.storage import InstanceStore, fsync_dir
+from radraft.dicom_node.storage.files import InstanceStore, fsync_dir
+from radraft.dicom_node.storage.index import begin_write
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from radraft.core.db import AuditEvent, Instance, Series, Study, connection_of, db_now
-from radraft.dicom_node.header import InstanceHeader
+from radraft.dicom_node.header.reading import InstanceHeader
 
 log = logging.getLogger(__name__)
 

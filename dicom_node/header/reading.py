@@ -19,7 +19,7 @@ from radraft.dicom_node.errors import (
     InvalidIdentifier,
     StoreRefused,
 )
-from radraft.dicom_node.header_fields import (
+from radraft.dicom_node.header.fields import (
     STOP_TAG,
     TAG_NUMBERS,
     TAGS,
@@ -27,7 +27,7 @@ from radraft.dicom_node.header_fields import (
     HeaderFields,
     RawFields,
 )
-from radraft.dicom_node.inflate import DEFLATED, InflateLimits, read_deflated_header
+from radraft.dicom_node.header.inflate import DEFLATED, InflateLimits, read_deflated_header
 
 # SOP classes that are documents or annotations, not images (they never move the version).
 _NON_IMAGE_PREFIXES = (
