@@ -22,11 +22,11 @@ from radraft.core.types import Priority
 from radraft.dicom_node.rules import RuleOutcome
 from radraft.reporting.model.stand_in import StandInBackend
 from radraft.reporting.phantom import write_phantom_study
+from radraft.worker.console import ConsoleServer
+from radraft.worker.console.auth import create_user
 from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import Enqueue
 from radraft.worker.jobs import create_jobs
-from radraft.worker.web import ConsoleServer
-from radraft.worker.web.auth import create_user
 
 # PHI the tests look for where it must not be (logs, pages without login).
 PATIENT_NAME = "Quillfeather^Aurelia"

@@ -31,7 +31,7 @@ from radraft.core.db import make_sessionmaker as sessionmaker_of
 from radraft.core.db.migrate import upgrade
 from radraft.ehr.samples import demo_messages
 from radraft.reporting.phantom import write_phantom_study
-from radraft.worker.web.auth import create_user
+from radraft.worker.console.auth import create_user
 
 pytestmark = pytest.mark.slow
 

@@ -37,13 +37,13 @@ from radraft.reporting.prompts import Prompt
 from radraft.reporting.report_schema import DraftReport
 from radraft.reporting.sequence import FrameSequence
 from radraft.worker.checking import UNSUPPORTED_BOARD_TEXT
+from radraft.worker.console.auth import create_user
+from radraft.worker.console.ops_queries import ed_rows
+from radraft.worker.console.queries import draft_view
 from radraft.worker.draft_job import draft_job
 from radraft.worker.escalation import escalate_due
 from radraft.worker.jobs import create_jobs
 from radraft.worker.outbox import deliver
-from radraft.worker.web.auth import create_user
-from radraft.worker.web.ops_queries import ed_rows
-from radraft.worker.web.queries import draft_view
 
 ACCESSION = "ACC-CHK-1"
 # What the tiny model answered on real studies: urgent, "normal", PE at Bone.

@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core import audit
 from radraft.core.db import AuditEvent, Delivery
+from radraft.worker.console.deps import CSRF_HEADER
+from radraft.worker.console.health import default_checks
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.heartbeat import beat
-from radraft.worker.web.deps import CSRF_HEADER
-from radraft.worker.web.health import default_checks
 
 
 @pytest.fixture

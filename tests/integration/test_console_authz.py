@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import AuditEvent, Delivery, Draft, WebSession, db_now
-from radraft.worker.web.deps import COOKIE, CSRF_HEADER
+from radraft.worker.console.deps import COOKIE, CSRF_HEADER
 
 
 @pytest.fixture

@@ -14,10 +14,10 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import AuditEvent, Delivery, Draft, db_now
+from radraft.worker.console.deps import CSRF_HEADER
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.escalation import Escalator, escalate_due
 from radraft.worker.outbox import deliver
-from radraft.worker.web.deps import CSRF_HEADER
 
 
 @pytest.fixture

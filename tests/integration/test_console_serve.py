@@ -24,8 +24,8 @@ from radraft.core.db.migrate import alembic_config, upgrade
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
 from radraft.worker.cli.main import app
+from radraft.worker.console import ConsoleServer
 from radraft.worker.heartbeat import Heartbeat
-from radraft.worker.web import ConsoleServer
 
 RADRAFT = str(Path(sys.executable).parent / "radraft")
 

@@ -35,8 +35,8 @@ from radraft.worker.draft_job import draft_job
 from radraft.worker.enqueue import WakeUp
 from radraft.worker.gather import local_priors
 from radraft.worker.jobs import create_jobs
-from radraft.worker.orders import celery_on_order_change
 from radraft.worker.prefetch import request_prefetch
+from radraft.worker.serve.orders import celery_on_order_change
 from radraft.worker.sweeper import sweep_once
 
 pytestmark = [pytest.mark.slow]

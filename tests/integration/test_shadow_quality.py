@@ -24,7 +24,7 @@ from radraft.worker.escalation import escalate_due
 from radraft.worker.jobs import create_jobs
 from radraft.worker.outbox import deliver
 from radraft.worker.quality_pairing import pair_due, score_accession
-from radraft.worker.rule_modes import record_modes
+from radraft.worker.serve.rule_modes import record_modes
 from radraft.worker.sweeper import sweep_once
 
 FINAL = ("INDICATION: fall, rule out fracture.\nFINDINGS: Small right apical pneumothorax.\n"
@@ -213,7 +213,7 @@ def test_a_redrafted_study_counts_once_in_the_estimates(
     from datetime import timedelta
 
     from radraft.core.db import db_now
-    from radraft.worker.web.quality_queries import scored_pairs
+    from radraft.worker.console.quality_queries import scored_pairs
 
     settings = _settings(tmp_path, db_url)
     first, _ = _draft(sessions, settings, phantom_dir, "ACC-RE")

@@ -14,8 +14,8 @@ from radraft.core.db import Delivery, Draft, Job, Order, Study, db_now
 from radraft.dicom_node.rules import RulesWatcher, facts_for_study
 from radraft.reporting.phantom import write_phantom_study
 from radraft.worker.jobs import create_jobs
-from radraft.worker.orders import order_changed
 from radraft.worker.outbox import OutboxItem, add_deliveries
+from radraft.worker.serve.orders import order_changed
 
 RULES = """rules:
   - name: ed-ct

@@ -39,7 +39,7 @@ def add(
 ) -> None:
     """Add a console user; the password is stored as an Argon2id hash."""
     from radraft.core import audit
-    from radraft.worker.web.auth import create_user
+    from radraft.worker.console.auth import create_user
 
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")

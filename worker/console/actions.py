@@ -24,10 +24,10 @@ from radraft.dicom_node.rules import (
     load_rules,
 )
 from radraft.dicom_node.rules.sandbox import Checked, SandboxError, check_text
+from radraft.worker.console.auth import Principal
+from radraft.worker.console.queries import decision_row
+from radraft.worker.console.views import RulesView, RuleTestResult
 from radraft.worker.enqueue import Enqueue, WakeUp
-from radraft.worker.web.auth import Principal
-from radraft.worker.web.queries import decision_row
-from radraft.worker.web.views import RulesView, RuleTestResult
 
 RETRYABLE = ("pending", "failed", "expired")
 CANCELLABLE = ("pending", "failed", "expired")

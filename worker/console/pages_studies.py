@@ -9,8 +9,8 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy import select
 
 from radraft.core.db import Delivery, DraftImage
-from radraft.worker.web.deps import ConsoleDep, DbDep, PrincipalDep, render
-from radraft.worker.web.queries import (
+from radraft.worker.console.deps import ConsoleDep, DbDep, PrincipalDep, render
+from radraft.worker.console.queries import (
     JOB_STATES,
     RULE_ACTIONS,
     StudyFilter,

@@ -26,10 +26,10 @@ from radraft.core.types import StudyStable
 from radraft.dicom_node.node import DicomNode
 from radraft.dicom_node.rules import RulesWatcher
 from radraft.ehr.component import Hl7Listener
+from radraft.worker.console.server import console_components
 from radraft.worker.jobs import celery_on_stable
-from radraft.worker.orders import celery_on_order_change
-from radraft.worker.rule_modes import mode_auditor
-from radraft.worker.web.server import console_components
+from radraft.worker.serve.orders import celery_on_order_change
+from radraft.worker.serve.rule_modes import mode_auditor
 
 log = logging.getLogger(__name__)
 

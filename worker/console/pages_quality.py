@@ -10,8 +10,8 @@ from fastapi import APIRouter, Request
 
 from radraft.reporting.codes import FINDING_TYPES
 from radraft.reporting.quality.plots import bars, confusion_table
-from radraft.worker.web.deps import ConsoleDep, DbDep, Forbidden, PrincipalDep, render
-from radraft.worker.web.quality_queries import quality_view
+from radraft.worker.console.deps import ConsoleDep, DbDep, Forbidden, PrincipalDep, render
+from radraft.worker.console.quality_queries import quality_view
 
 router = APIRouter(include_in_schema=False)
 MEANING = {c.key: c.meaning for c in FINDING_TYPES}

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 
-from radraft.worker.web.actions import acknowledge, cancel_delivery, retry_delivery
-from radraft.worker.web.auth import Principal
-from radraft.worker.web.deps import ConsoleDep, DbDep, PrincipalDep, form_action, render
-from radraft.worker.web.ops_queries import DELIVERY_FILTERS, delivery_rows, ed_rows, queues_view
+from radraft.worker.console.actions import acknowledge, cancel_delivery, retry_delivery
+from radraft.worker.console.auth import Principal
+from radraft.worker.console.deps import ConsoleDep, DbDep, PrincipalDep, form_action, render
+from radraft.worker.console.ops_queries import DELIVERY_FILTERS, delivery_rows, ed_rows, queues_view
 
 router = APIRouter(include_in_schema=False)
 

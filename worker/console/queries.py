@@ -31,8 +31,8 @@ from radraft.dicom_node.errors import StoreRefused
 from radraft.dicom_node.header.reading import read_attributes
 from radraft.reporting.render import render_html
 from radraft.reporting.report_schema import DraftReport
-from radraft.worker.web.segments import sequence_stub
-from radraft.worker.web.views import (
+from radraft.worker.console.segments import sequence_stub
+from radraft.worker.console.views import (
     AuditRow,
     DecisionRow,
     DeliveryRow,

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from radraft.worker.web.actions import (
+from radraft.worker.console.actions import (
     acknowledge,
     cancel_delivery,
     reload_rules,
@@ -21,18 +21,18 @@ from radraft.worker.web.actions import (
     save_rules,
     try_rules,
 )
-from radraft.worker.web.auth import PERMISSIONS, Principal
-from radraft.worker.web.deps import COOKIE, ConsoleDep, DbDep, PrincipalDep, api_action
-from radraft.worker.web.ops_queries import DELIVERY_FILTERS, delivery_rows, ed_rows, queues_view
-from radraft.worker.web.pages_login import (
+from radraft.worker.console.auth import PERMISSIONS, Principal
+from radraft.worker.console.deps import COOKIE, ConsoleDep, DbDep, PrincipalDep, api_action
+from radraft.worker.console.ops_queries import DELIVERY_FILTERS, delivery_rows, ed_rows, queues_view
+from radraft.worker.console.pages_login import (
     LoginRefused,
     client_address,
     login_user,
     set_session_cookie,
 )
-from radraft.worker.web.pages_studies import Hours, study_filter
-from radraft.worker.web.queries import study_detail, study_rows
-from radraft.worker.web.views import (
+from radraft.worker.console.pages_studies import Hours, study_filter
+from radraft.worker.console.queries import study_detail, study_rows
+from radraft.worker.console.views import (
     DeliveryRow,
     EdRow,
     QueuesView,

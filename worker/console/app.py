@@ -26,8 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radraft.core.settings import Settings
 from radraft.dicom_node.rules import RulesWatcher
-from radraft.worker.enqueue import Enqueue, WakeUp
-from radraft.worker.web import (
+from radraft.worker.console import (
     api,
     dicomweb,
     health,
@@ -37,12 +36,13 @@ from radraft.worker.web import (
     pages_rules,
     pages_studies,
 )
-from radraft.worker.web.actions import ActionError
-from radraft.worker.web.auth import SessionStore
-from radraft.worker.web.deps import Console, Forbidden, NotLoggedIn, ReadyCheck, render
-from radraft.worker.web.metrics import make_registry
+from radraft.worker.console.actions import ActionError
+from radraft.worker.console.auth import SessionStore
+from radraft.worker.console.deps import Console, Forbidden, NotLoggedIn, ReadyCheck, render
+from radraft.worker.console.metrics import make_registry
+from radraft.worker.enqueue import Enqueue, WakeUp
 
-log = logging.getLogger("radraft.worker.web")
+log = logging.getLogger("radraft.worker.console")
 
 HERE = Path(__file__).resolve().parent
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "

@@ -9,9 +9,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from sqlalchemy import select
 
 from radraft.core.db import Study
-from radraft.worker.web.actions import ActionError, reload_rules, rules_view, save_rules, try_rules
-from radraft.worker.web.auth import Principal
-from radraft.worker.web.deps import ConsoleDep, DbDep, PrincipalDep, form_action, render
+from radraft.worker.console.actions import (
+    ActionError,
+    reload_rules,
+    rules_view,
+    save_rules,
+    try_rules,
+)
+from radraft.worker.console.auth import Principal
+from radraft.worker.console.deps import ConsoleDep, DbDep, PrincipalDep, form_action, render
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,8 +13,8 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from radraft.core import audit
-from radraft.worker.web.auth import authenticate
-from radraft.worker.web.deps import COOKIE, Console, ConsoleDep, DbDep, render
+from radraft.worker.console.auth import authenticate
+from radraft.worker.console.deps import COOKIE, Console, ConsoleDep, DbDep, render
 
 log = logging.getLogger(__name__)
 

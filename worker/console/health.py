@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
-from radraft.worker.web.deps import Console, ReadyCheck
+from radraft.worker.console.deps import Console, ReadyCheck
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,8 @@ from radraft.core.db import (
 from radraft.core.settings import Settings
 from radraft.core.types import Priority
 from radraft.worker.checking import UNSUPPORTED_BOARD_TEXT
-from radraft.worker.heartbeat import ALIVE_WITHIN_S
-from radraft.worker.web.queries import delivery_row, patient_names
-from radraft.worker.web.views import (
+from radraft.worker.console.queries import delivery_row, patient_names
+from radraft.worker.console.views import (
     DeliveryRow,
     DestinationDepth,
     EdRow,
@@ -32,6 +31,7 @@ from radraft.worker.web.views import (
     QueuesView,
     WorkerRow,
 )
+from radraft.worker.heartbeat import ALIVE_WITHIN_S
 
 DELIVERY_FILTERS = ("attention", "retrying", "failed", "expired", "pending", "delivered",
                     "cancelled", "shadow", "all")

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.settings import Settings
 from radraft.dicom_node.rules import RulesWatcher
+from radraft.worker.console.auth import LoginThrottle, Principal, SessionStore
 from radraft.worker.enqueue import Enqueue
-from radraft.worker.web.auth import LoginThrottle, Principal, SessionStore
 
 COOKIE = "radraft_session"
 CSRF_HEADER = "X-CSRF-Token"

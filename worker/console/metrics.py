@@ -137,8 +137,8 @@ def _quality(session: Session, settings: Settings) -> Iterator[Metric]:
     """Headline quality scores over `quality.window_days`, by mode (values only: the
     intervals are on the Quality page)."""
     from radraft.reporting.quality.agreement import crg_of, macro_f1_of, matrices
+    from radraft.worker.console.quality_queries import scored_pairs
     from radraft.worker.quality_pairing import site_lexicon
-    from radraft.worker.web.quality_queries import scored_pairs
 
     since = db_now(session) - timedelta(days=settings.quality.window_days)
     items = scored_pairs(session, since)

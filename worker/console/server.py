@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from radraft.core.errors import ConfigError
 from radraft.core.settings import Settings
 from radraft.dicom_node.rules import RulesWatcher
+from radraft.worker.console.app import create_app
 from radraft.worker.enqueue import Enqueue
 from radraft.worker.escalation import Escalator
-from radraft.worker.web.app import create_app
 
 log = logging.getLogger(__name__)
 
