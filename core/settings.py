@@ -8,426 +8,50 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from radraft.core.errors import ConfigError
-from radraft.core.recipe import FrameRecipe as FrameRecipe  # re-exported
+from radraft.core.recipe import FrameRecipe
+from radraft.core.settings_destinations import (
+    HL7_TABLE_0074,
+    Destination,
+    DicomDestination,
+    DicomwebDestination,
+    FolderDestination,
+    Hl7Destination,
+)
+from radraft.core.settings_network import (
+    CommitmentPeer,
+    DicomSettings,
+    DicomwebSettings,
+    Hl7Settings,
+    PacsSettings,
+    SiteSettings,
+    ViewerSettings,
+    WebSettings,
+)
+from radraft.core.settings_work import (
+    AlertSettings,
+    ConsistencySettings,
+    DeliverySettings,
+    JobSettings,
+    Mode,
+    ModelSettings,
+    ProfileSettings,
+    QualitySettings,
+    RetentionSettings,
+    _default_profiles,
+)
 from radraft.core.yaml_lines import LineMap, load_yaml_with_lines
 
 CONFIG_ENV = "RADRAFT_CONFIG"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class SiteSettings(_Strict):
-    timezone: str = "UTC"
-    # Root for output UIDs (SR, KOS). "2.25" derives UUID-based UIDs (PS3.5 B.2).
-    uid_root: str = "2.25"
-    name: str = "radraft"
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {value!r}") from exc
-        return value
-
-    @field_validator("uid_root")
-    @classmethod
-    def _uid_root(cls, value: str) -> str:
-        parts = value.split(".")
-        if not all(p.isdigit() and (p == "0" or not p.startswith("0")) for p in parts):
-            raise ValueError(f"{value!r} is not a DICOM UID root (digits and dots)")
-        if len(value) > 40:
-            raise ValueError("uid_root longer than 40 characters leaves no room for ids")
-        return value
-
-
-class CommitmentPeer(_Strict):
-    host: str
-    port: int = Field(ge=1, le=65535)
-
-
-class DicomSettings(_Strict):
-    ae_title: str = "RADRAFT"
-    # Loopback unless configured: a door opens to the network only by a written decision
-    # (deploy/ configurations set 0.0.0.0; README "Security").
-    host: str = "127.0.0.1"
-    port: int = Field(11112, ge=1, le=65535)
-    allowed_calling_aets: list[str] = Field(default_factory=list)
-    stable_seconds: float = Field(30.0, gt=0)
-    min_free_bytes: int = Field(1 << 30, ge=0)
-    # Receiving processes (the node dispatches associations to them); parsing is GIL-bound.
-    receive_processes: int = Field(1, ge=1, le=32)
-    # Longest P-DATA-TF PDU body we advertise and accept; a longer one drops the connection
-    # (fast path). Finite: a peer's declared length is never allocated beyond it.
-    maximum_pdu_size: int = Field(4 << 20, ge=4096, le=1 << 30)
-    # Every read of a connection and every idle association end after this.
-    network_timeout_s: float = Field(60.0, gt=0)
-    # pynetdicom internals accelerate the receive path (dicom_node/fast); off: stock path.
-    fast_receive: bool = True
-    max_associations: int = Field(64, ge=1, le=1024)
-    max_associations_per_peer: int = Field(16, ge=1, le=1024)
-    # Deflated datasets: refused 0xA700 past this inflated size, or past this ratio to the
-    # deflated size once the inflated size exceeds 16 MiB.
-    max_inflated_bytes: int = Field(512 << 20, ge=1 << 20)
-    max_inflate_ratio: float = Field(200.0, gt=1)
-    # DICOM TLS (README "Security"): certificate and key turn it on; a CA requires client
-    # certificates it signed; tls_peers ties calling AE titles to certificate common names.
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_ca: Path | None = None
-    tls_peers: dict[str, str] = Field(default_factory=dict)
-    # MPPS (README "Knowing when a study is complete"): a final step's missing instances are
-    # waited on this long, then reported; a step never set final holds its study this long.
-    mpps_instances_timeout_s: float = Field(600.0, gt=0)
-    mpps_in_progress_timeout_s: float = Field(14400.0, gt=0)
-    # A rule's `complete_when` is met once its series are there and quiet this long.
-    complete_when_quiet_s: float = Field(3.0, ge=0)
-    # Storage commitment: where to send a report when the requester's association is gone
-    # (AE title -> host/port; else a `dicom` destination with that AE title).
-    commitment_peers: dict[str, CommitmentPeer] = Field(default_factory=dict)
-    commitment_retry_s: float = Field(30.0, gt=0)
-    commitment_max_attempts: int = Field(10, ge=1)
-
-    @field_validator("ae_title")
-    @classmethod
-    def _ae(cls, value: str) -> str:
-        if not 0 < len(value) <= 16 or "\\" in value:
-            raise ValueError("an AE title has 1 to 16 characters and no backslash")
-        return value
-
-
-class Hl7Settings(_Strict):
-    # Loopback unless configured: a door opens to the network only by a written decision
-    # (deploy/ configurations set 0.0.0.0; README "Security").
-    host: str = "127.0.0.1"
-    port: int = Field(2575, ge=1, le=65535)
-    max_message_bytes: int = Field(1 << 20, gt=0)
-    idle_timeout_s: float = Field(300.0, gt=0)
-    # A frame that was started must be finished within this (a truncated frame is answered
-    # by closing the connection, not by waiting for the idle timeout).
-    frame_timeout_s: float = Field(30.0, gt=0)
-    # MSH-11 values accepted; others are refused with AR 202 (T: training messages).
-    processing_ids: list[str] = Field(default_factory=lambda: ["P", "D"])
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_ca: Path | None = None  # when set, senders must present a certificate it signed
-    # An order arriving this long after its study became stable re-evaluates the rules.
-    order_grace_s: float = Field(3600.0, ge=0)
-    # Who may send: addresses, CIDR networks, "CN=<client certificate name>" (README
-    # "Security"); empty: anyone who reaches the port. Others are disconnected unread.
-    allowed_senders: list[str] = Field(default_factory=list)
-    # A batch (FHS/BHS) of more messages is refused whole with AR: one sender's batch cannot
-    # hold the shared writer for seconds.
-    max_batch_messages: int = Field(1000, ge=1)
-
-
-class WebSettings(_Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
-    secret_key: SecretStr = SecretStr("")
-    escalate_after_minutes: float = Field(15.0, gt=0)
-    # Session cookies always carry Secure (set it behind a TLS-terminating proxy such as a
-    # Kubernetes Ingress); otherwise Secure follows the request's scheme.
-    secure_cookies: bool = False
-    # Proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDRs):
-    # the client address the login throttle counts and the scheme come from them.
-    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1"])
-
-
-class DicomwebSettings(_Strict):
-    """STOW-RS receive on the console's port (`POST /dicomweb/studies`)."""
-
-    # Sending system name -> its bearer token; empty: STOW-RS is off. The name is recorded
-    # as the instances' sender (16 characters at most, like an AE title).
-    senders: dict[Annotated[str, Field(min_length=1, max_length=16)], SecretStr] = Field(
-        default_factory=dict)
-    max_instance_bytes: int = Field(1 << 30, ge=1024)
-    max_request_bytes: int = Field(8 << 30, ge=1024)
-
-
-class ViewerSettings(_Strict):
-    """The site's image viewer, linked from the console's study page and the ED board."""
-
-    # e.g. "https://ohif.example/viewer?StudyInstanceUIDs={study_uid}"; placeholders:
-    # {study_uid}, {series_uid}, {sop_uid} (URL-encoded). Empty: no viewer links.
-    url_template: str = ""
-
-    @field_validator("url_template")
-    @classmethod
-    def _placeholders(cls, value: str) -> str:
-        if value and not value.startswith(("http://", "https://", "/")):
-            raise ValueError("must start with http://, https:// or /")
-        try:
-            value.format(study_uid="1", series_uid="1", sop_uid="1")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"unknown placeholder {exc}: use {{study_uid}}, {{series_uid}}, "
-                             "{sop_uid}") from exc
-        return value
-
-
-class ModelSettings(_Strict):
-    backend: Literal["transformers", "openai"] = "transformers"
-    # Model directory for the in-process backend; empty: <data_dir>/models/tiny.
-    path: Path | None = None
-    base_urls: list[str] = Field(default_factory=list)
-    name: str = "radraft-tiny"
-    # The model's revision as the outputs state it (TID 4019, device observer); empty: the
-    # weights' Hugging Face commit or digest (in-process), "unstated" (remote server).
-    version: str = Field("", max_length=64)
-    timeout_s: float = Field(300.0, gt=0)
-    max_retries: int = Field(2, ge=0, le=10)
-    api_key: SecretStr = SecretStr("")
-    # Longest answer; every schema string and list is bounded, so this is only a backstop.
-    max_tokens: int = Field(4096, ge=256)
-    # Visual tokens the video may spend (the frame budget); the rest of the context is text.
-    max_video_tokens: int = Field(12288, ge=64)
-    # The served model's video processor pixel range per frame (Qwen2.5-VL's defaults): the
-    # token arithmetic of the budget and of the truncation check follows the server's resize.
-    video_min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
-    video_max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
-    # An endpoint that failed is left out for this long before it is tried again.
-    endpoint_cooldown_s: float = Field(30.0, ge=0)
-
-
-Mode = Literal["live", "shadow"]
-
-
-class ProfileSettings(_Strict):
-    # shadow: drafted, built and stored, delivered only to destinations with `shadow: true`
-    # (README "Shadow mode and the quality loop").
-    mode: Mode = "live"
-    frames: FrameRecipe = Field(default_factory=FrameRecipe)
-    prompt: str = ""
-    send_hl7: bool = True
-    labs: list[str] = Field(default_factory=list)
-    lab_window_days: int = Field(30, ge=0)
-    max_priors: int = Field(2, ge=0)
-    prior_window_days: int = Field(1825, ge=0)
-    # Coded finding types / sites the consistency check allows (reporting.codes keys such as
-    # "SCT:59282003" or meanings such as "Pulmonary embolism"); empty: every code.
-    finding_types: list[str] = Field(default_factory=list)
-    finding_sites: list[str] = Field(default_factory=list)
-    # Prefetch relevance (an order's priors fetched before its study): modalities and body
-    # parts a prior must have (empty: the order's own modality / any body part).
-    prior_modalities: list[str] = Field(default_factory=list)
-    prior_body_parts: list[str] = Field(default_factory=list)
-
-
-class _TlsClient(_Strict):
-    # TLS to the peer (README "Security"): its certificate is checked against tls_ca (else
-    # the system's trust store) and `host`; tls_cert/tls_key: radraft's client certificate.
-    tls: bool = False
-    tls_ca: Path | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-
-
-class DicomDestination(_TlsClient):
-    kind: Literal["dicom"]
-    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
-    host: str
-    port: int = Field(ge=1, le=65535)
-    ae_title: str
-    timeout_s: float = Field(30.0, gt=0)
-
-
-# HL7 v2.5.1 table 0074 Diagnostic Service Section ID (OBR-24).
-HL7_TABLE_0074 = frozenset({
-    "AU", "BG", "BLB", "CG", "CUS", "CTH", "CT", "CH", "CP", "EC", "EN", "HM", "ICU", "IMM",
-    "LAB", "MB", "MCB", "MYC", "NMS", "NMR", "NRS", "OUS", "OT", "OTH", "OSL", "PAR", "PAT",
-    "PF", "PHR", "PHY", "PT", "RAD", "RC", "RT", "RUS", "RX", "SP", "SR", "TX", "VR", "VUS",
-    "XRC",
-})
-
-
-class Hl7Destination(_TlsClient):
-    kind: Literal["hl7"]
-    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
-    host: str
-    port: int = Field(ge=1, le=65535)
-    role: Literal["ris", "ed"] = "ris"
-    # R: results stored, not verified (default); P: verified preliminary, only if asked.
-    result_status: Literal["R", "P"] = "R"
-    charset: str = "UNICODE UTF-8"
-    alert_message_type: str = "ORU^R01"
-    # OBR-4 of the ED alert (code^text^coding system): a service of its own, so a receiver
-    # that files results per (order, service) never files the alert over the ORU.
-    alert_service: str = "RADRAFT-AIALERT^AI triage alert^L"
-    receiving_application: str = ""
-    receiving_facility: str = ""
-    timeout_s: float = Field(30.0, gt=0)
-    # OBR-24 per DICOM modality, overriding radraft's map (ehr/outbound/message.py).
-    diagnostic_service: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("diagnostic_service")
-    @classmethod
-    def _table_0074(cls, value: dict[str, str]) -> dict[str, str]:
-        wrong = sorted(v for v in value.values() if v not in HL7_TABLE_0074)
-        if wrong:
-            raise ValueError(f"not in HL7 table 0074: {', '.join(wrong)}")
-        return {k.upper(): v for k, v in value.items()}
-
-
-class FolderDestination(_Strict):
-    kind: Literal["folder"]
-    shadow: bool = False  # also receives what shadow-mode rules and profiles draft
-    path: Path
-
-
-class DicomwebDestination(_Strict):
-    """A DICOMweb PACS receiving the SR, TID 1500 and KOS by STOW-RS."""
-
-    kind: Literal["dicomweb"]
-    # The service root: STOW-RS posts to <url>/studies.
-    url: str = Field(pattern=r"^https?://")
-    token: SecretStr = SecretStr("")
-    timeout_s: float = Field(30.0, gt=0)
-    # A CA bundle (PEM) to verify the PACS's certificate; empty: the system's CAs.
-    tls_ca: Path | None = None
-
-
-Destination = Annotated[
-    DicomDestination | Hl7Destination | FolderDestination | DicomwebDestination,
-    Field(discriminator="kind"),
-]
-
-
-class AlertSettings(_Strict):
-    """The ED alert: what happens when the model's triage fails the consistency check."""
-
-    # hold: no alert, the ED board says "AI triage unsupported — radiologist review";
-    # send: the alert goes and says why it was sent anyway.
-    unsupported: Literal["hold", "send"] = "hold"
-    # Link to the key image in the alert: {console_url}, {study_uid}, {series_uid},
-    # {sop_uid}, {frame} (1-based frame number, 1 for single-frame) and {frame_index}.
-    key_image_url: str = "{console_url}/studies/{study_uid}#frame-{frame_index}"
-    # The console as the ED reaches it; empty: http://<web.host>:<web.port>.
-    console_url: str = ""
-
-
-class ConsistencySettings(_Strict):
-    # How often the model is asked again, with the reasons, when its answer fails the check.
-    max_reasks: int = Field(1, ge=0, le=3)
-
-
-class RetentionSettings(_Strict):
-    studies_days: int = Field(30, ge=0)
-    priors_days: int = Field(7, ge=0)
-    outbox_days: int = Field(30, ge=0)
-
-
-class DeliverySettings(_Strict):
-    max_age_hours: float = Field(72.0, gt=0)
-    base_backoff_s: float = Field(10.0, gt=0)
-    max_backoff_s: float = Field(1800.0, gt=0)
-
-
-class JobSettings(_Strict):
-    max_attempts: int = Field(3, ge=1)
-    sweep_interval_s: float = Field(15.0, gt=0)
-    time_limit_s: float = Field(1800.0, gt=0)
-    # A queued row whose wake-up was lost (embedded broker, failed publish) is re-sent after
-    # this long; a duplicate wake-up is harmless (claims check the attempts count).
-    redeliver_after_s: float = Field(300.0, gt=0)
-    # Workers beat every heartbeat_s; a running job whose worker missed heartbeat_misses
-    # beats is released by the sweeper at once instead of after time_limit_s.
-    heartbeat_s: float = Field(10.0, gt=0)
-    heartbeat_misses: int = Field(3, ge=2)
-
-
-class PacsSettings(_Strict):
-    """The PACS radraft queries for priors: `dimse` (C-FIND, then C-MOVE or C-GET) or
-    `dicomweb` (QIDO-RS, then WADO-RS from `url`)."""
-
-    kind: Literal["dimse", "dicomweb"] = "dimse"
-    # DICOMweb service root (kind dicomweb), e.g. https://pacs/dicom-web, and its token.
-    url: str = ""
-    token: SecretStr = SecretStr("")
-    host: str = ""
-    port: int = Field(104, ge=1, le=65535)
-    ae_title: str = ""
-    retrieve: Literal["move", "get"] = "get"
-    timeout_s: float = Field(60.0, gt=0)
-    # An order over HL7 prefetches its patient's priors (worker/prefetch.py), chosen by this
-    # profile's prior_* keys and max_priors.
-    prefetch: bool = True
-    prefetch_profile: str = "ct-generic"
-
-
-def _default_profiles() -> dict[str, ProfileSettings]:
-    """Named frame recipes (reporting.frames); windows are CT presets, MR uses percentiles."""
-    def recipe(labs: list[str], sites: list[str] | None = None,
-               **fields: Any) -> ProfileSettings:
-        return ProfileSettings(frames=FrameRecipe(**fields), labs=labs,
-                               finding_sites=sites or [])
-
-    # Labs for the clinical context (ehr.context): LOINC codes or words of the test name.
-    # Renal function before contrast (iodine or gadolinium), troponin/D-dimer for the chest,
-    # lipase for the abdomen, glucose/INR/platelets before stroke treatment.
-    renal = ["2160-0", "creatinine", "33914-3", "62238-1", "98979-8", "egfr"]
-    chest = ["10839-9", "89579-7", "6598-7", "67151-1", "troponin", "48065-7", "48066-5",
-             "d-dimer"]
-    abdomen = ["3040-3", "lipase", "1975-2", "bilirubin", "6690-2", "wbc", "1988-5", "crp"]
-    stroke = ["2345-7", "glucose", "6301-6", "inr", "777-3", "platelets"]
-    # Finding sites each body region's profile allows (reporting.codes meanings).
-    head = ["Brain", "Head", "Neck", "Bone", "Spine", "Aorta", "Entire body"]
-    thorax = ["Lung", "Thorax", "Heart", "Aorta", "Neck", "Spine", "Bone", "Liver",
-              "Gallbladder", "Spleen", "Adrenal gland", "Kidney", "Abdomen", "Entire body"]
-    belly = ["Liver", "Gallbladder", "Pancreas", "Spleen", "Kidney", "Adrenal gland",
-             "Urinary bladder", "Intestine", "Appendix", "Abdomen", "Pelvis", "Aorta",
-             "Lung", "Thorax", "Heart", "Spine", "Bone", "Entire body"]
-    return {
-        # Windows by body part and length (reporting.frames.windows.auto_windows).
-        "ct-generic": recipe(renal, windows=["auto"]),
-        "ct-head": recipe(stroke, sites=head, windows=["brain", "subdural", "bone"],
-                          max_frames=192),
-        "ct-stroke": recipe(renal + stroke, sites=head, windows=["stroke", "brain"],
-                            max_frames=128),
-        # Three windows packed as R/G/B of one frame (as MedGemma 1.5 reads CT).
-        "ct-chest": recipe(renal + chest, sites=thorax,
-                           windows=["lung", "mediastinum", "bone"], pack_windows=True),
-        "ct-abdomen-multiphase": recipe(renal + abdomen, sites=belly, windows=["abdomen"],
-                                        max_frames=256),
-        "ct-angio": recipe(renal + chest, windows=["angio"], combine="mip", max_frames=192),
-        "mr-brain": recipe(renal, sites=head, windows=["auto"], max_frames=256, prior_share=0.3),
-        "mr-generic": recipe(renal, windows=["auto"]),
-        # PET/CT: the PET on the SUV scale with a rotating MIP and fusion; CT by body part.
-        "pet-ct": recipe(renal, windows=["auto"], max_frames=256),
-    }
-
-
-class QualitySettings(_Strict):
-    """Scoring drafts against final reports (reporting/quality)."""
-
-    # The label extractor's lexicon; empty: the shipped CT/MR default.
-    lexicon: Path | None = None
-    # A hedged finding ("cannot exclude") counts as positive in both texts.
-    uncertain_positive: bool = True
-    # The bar the Quality page checks a shadow rule against before it goes live (the
-    # decision stays the site's): lower 95 % bounds of the ED alert's sensitivity and of
-    # the macro-F1 over at least 30 pairs (README "Shadow mode and the quality loop").
-    go_live_min_triage_sensitivity: float = Field(0.9, ge=0, le=1)
-    go_live_min_macro_f1: float = Field(0.5, ge=0, le=1)
-    # The Quality page and the gauges read the pairs of this many days.
-    window_days: int = Field(90, ge=1)
 
 
 class Settings(BaseSettings):
@@ -564,3 +188,37 @@ def load_settings(path: Path | str | None = None) -> Settings:
         # A relative rules file is relative to the config file, not the working directory.
         settings.rules_file = (Path(path).parent / rules).resolve()
     return settings
+
+
+# The sections live in settings_network, settings_destinations and settings_work; they are
+# re-exported here so that `from radraft.core.settings import DicomSettings` keeps working.
+__all__ = [
+    "CONFIG_ENV",
+    "HL7_TABLE_0074",
+    "PLACEHOLDER",
+    "AlertSettings",
+    "CommitmentPeer",
+    "ConsistencySettings",
+    "DeliverySettings",
+    "Destination",
+    "DicomDestination",
+    "DicomSettings",
+    "DicomwebDestination",
+    "DicomwebSettings",
+    "FolderDestination",
+    "FrameRecipe",
+    "Hl7Destination",
+    "Hl7Settings",
+    "JobSettings",
+    "Mode",
+    "ModelSettings",
+    "PacsSettings",
+    "ProfileSettings",
+    "QualitySettings",
+    "RetentionSettings",
+    "Settings",
+    "SiteSettings",
+    "ViewerSettings",
+    "WebSettings",
+    "load_settings",
+]
