@@ -19,14 +19,13 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, PositronEmissionTomographyImageStorage
 
 from radraft.core.uids import derived_uid
-from radraft.reporting.phantom import (
-    _ORGANS,
+from radraft.reporting.phantom import PhantomStudy, write_phantom_study
+from radraft.reporting.phantom_anatomy import (
+    ORGANS,
     CtVariant,
-    PhantomStudy,
-    _Organ,
-    _paint_slice,
-    _radius_maps,
-    write_phantom_study,
+    Organ,
+    paint_slice,
+    radius_maps,
 )
 
 F18_HALF_LIFE_S = 6586.2
@@ -35,8 +34,8 @@ SUV: dict[str, float] = {
     "kidney_r": 4.0, "kidney_l": 4.0, "portal_vein": 1.8, "ivc": 1.8, "aorta": 1.8,
     "vertebra": 1.0, "cancellous": 1.5, "canal": 0.8, "lesion_1": 8.0, "lesion_2": 12.0,
 }
-_LESIONS = (_Organ("lesion_1", -60, -20, 12, 12, 0.3, 0.45),
-            _Organ("lesion_2", 60, -30, 9, 9, 0.1, 0.22))
+_LESIONS = (Organ("lesion_1", -60, -20, 12, 12, 0.3, 0.45),
+            Organ("lesion_2", 60, -30, 9, 9, 0.1, 0.22))
 _INJECTION = (9, 30, 0)  # 09:30:00, one hour before the scan
 
 
@@ -78,8 +77,8 @@ def write_pet_ct_study(out_dir: Path, *, ct_slices: int = 80, ct_size: int = 128
     ct_top, ct_bottom = ct.series[0].positions[0], ct.series[0].positions[-1]
     spacing = (ct_top - ct_bottom) / max(opts.slices - 1, 1)
     pixel_mm = 380.0 / opts.size
-    organs = (*_ORGANS, *_LESIONS)
-    maps = _radius_maps(opts.size, pixel_mm, organs)
+    organs = (*ORGANS, *_LESIONS)
+    maps = radius_maps(opts.size, pixel_mm, organs)
     values = {name: round(suv * 1000) for name, suv in SUV.items()}
     series_dir = ct.directory / "002"
     series_dir.mkdir(parents=True, exist_ok=True)
@@ -89,7 +88,7 @@ def write_pet_ct_study(out_dir: Path, *, ct_slices: int = 80, ct_size: int = 128
     rng = np.random.default_rng(seed)
     for i in range(opts.slices):
         frac = i / max(opts.slices - 1, 1)
-        _paint_slice(suv_milli, maps, frac, values, 0, organs)
+        paint_slice(suv_milli, maps, frac, values, 0, organs)
         acquired = 10 * 3600 + 30 * 60 + 120 * (i * 4 // max(opts.slices, 1))  # 4 beds
         elapsed = acquired - (_INJECTION[0] * 3600 + _INJECTION[1] * 60)
         if opts.decay_correction == "ADMIN":
