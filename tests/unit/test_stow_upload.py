@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from radraft.dicom_node.stow_receive import (
+from radraft.dicom_node.stow_upload import (
     StowRequestError,
     StowUpload,
     boundary_of,
@@ -90,7 +90,7 @@ def test_cut_off_body_is_an_error_and_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_response_statuses() -> None:
-    from radraft.dicom_node.stow_receive import StowOutcome
+    from radraft.dicom_node.stow_upload import StowOutcome
 
     ok, bad = StowOutcome("1.2", "1.2.3", 0), StowOutcome("1.2", "1.2.4", 0xA900)
     assert response_body([ok])[0] == 200

@@ -18,12 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from radraft.core.settings import Settings
-from radraft.dicom_node.stow_receive import (
+from radraft.dicom_node.stow_receive import StowReceiver, new_upload
+from radraft.dicom_node.stow_upload import (
     StowOutcome,
-    StowReceiver,
     StowRequestError,
     StowUpload,
-    new_upload,
     response_body,
 )
 
