@@ -99,6 +99,7 @@ class Receiver:
         self.services = NodeServices(settings)
         self._server: NodeServer | None = None
         self._thread: threading.Thread | None = None
+        self._tempdir_before: str | None = None
 
     @property
     def port(self) -> int:
@@ -125,7 +126,10 @@ class Receiver:
         self.store.prepare()
         self.rx_dir.mkdir(parents=True, exist_ok=True)
         self.sweeper.sweep()
-        tempfile.tempdir = str(self.rx_dir)  # where pynetdicom creates each received file
+        # Where pynetdicom creates each received file (process-wide: pynetdicom takes no
+        # folder); given back on stop, so a node run inside another program leaves no trace.
+        self._tempdir_before = tempfile.tempdir
+        tempfile.tempdir = str(self.rx_dir)
         ae = build_ae(self.settings)
         handlers: list[Any] = [
             (evt.EVT_C_STORE, self.handler), (evt.EVT_C_ECHO, handle_echo),
@@ -193,3 +197,5 @@ class Receiver:
             self.placer.shutdown(wait=True)
             self.engine.dispose()
             self.services.close()
+            if tempfile.tempdir == str(self.rx_dir):
+                tempfile.tempdir = self._tempdir_before

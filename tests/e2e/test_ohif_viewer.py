@@ -12,6 +12,7 @@ Screenshots: tests/artifacts/ohif/.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from helpers.worker import worker_settings
 from ohif import OHIF_DIST, OhifServer
 from orthanc import OrthancServer
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from radraft.core.db import Draft, Job, db_now
@@ -93,11 +95,12 @@ def _deliver(sessions: sessionmaker[Session], settings: Settings, study_uid: str
 
 
 def _dismiss(page: Page) -> None:
-    """OHIF's first-visit tour and investigational-use banner cover the viewport."""
+    """OHIF's first-visit tour and investigational-use banner cover the viewport; the tour
+    comes up a moment after the study loads, so each is waited for (a while) once."""
     for text in ("Skip all", "Confirm and hide"):
-        button = page.get_by_text(text)
-        if button.count():
-            button.first.click()
+        # Not shown: already dismissed, or this OHIF shows none.
+        with contextlib.suppress(PlaywrightTimeout):
+            page.get_by_text(text).first.click(timeout=15_000)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
