@@ -64,8 +64,9 @@ with kombu.Connection(sys.argv[1], connect_timeout=10) as conn:
 
 
 def _host(worker: str) -> str:
-    """The host of a job's worker name ("<host>:<pid>", the worker's heartbeat name)."""
-    return worker.split(":", 1)[0]
+    """The test host of a job's worker name: the heartbeat name "<celery hostname>:<pid>",
+    the Celery hostname given as "<host>@lab"."""
+    return worker.split(":", 1)[0].split("@", 1)[0]
 
 def _namespaces() -> str:
     return subprocess.run([IP, "netns", "list"], capture_output=True, text=True,
