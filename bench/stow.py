@@ -31,7 +31,8 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bench.ingest import ENV, RssSampler, free_port, make_study
+from bench.ingest import RssSampler, make_study
+from bench.ingest_servers import ENV, free_port
 
 TOKEN = "bench-stow-token"
 

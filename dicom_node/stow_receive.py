@@ -31,7 +31,7 @@ from radraft.dicom_node.errors import (
 )
 from radraft.dicom_node.header.reading import InstanceHeader, read_header, read_header_as_sent
 from radraft.dicom_node.scp import StoreHandler
-from radraft.dicom_node.storage import InstanceStore
+from radraft.dicom_node.storage import InstanceStore, fsync_dir
 from radraft.dicom_node.storage.disk import DiskGuard
 from radraft.dicom_node.storage.index import begin_write, index_instance
 from radraft.dicom_node.storage.purge import purge_for_settings
@@ -90,7 +90,8 @@ class StowReceiver:
             handler = self.handler
             dest = handler.store.path_for(checked.study_uid, checked.series_uid, checked.sop_uid)
             size = path.stat().st_size  # before the placement moves it
-            future = handler.placer.submit(handler.store.place, path, dest)
+            # Directories are fsynced once per batch, before its commit (_index_all).
+            future = handler.placer.submit(handler.store.place, path, dest, sync_dir=False)
             placed.append(_Placed(checked, dest, size, future))
         if placed:
             outcomes += self._index(placed, sender)
@@ -139,6 +140,8 @@ class StowReceiver:
             wait([p.placed for p in placed])
             for part in placed:
                 part.placed.result()  # a failed placement raises here: nothing commits
+            for folder in {part.dest.parent for part in placed}:
+                fsync_dir(folder)  # the renames are durable before the rows say "stored"
             connection.commit()
 
     def _index_one(self, part: _Placed, sender: str) -> StowOutcome:

@@ -66,10 +66,13 @@ class InstanceStore:
 
     def place(
         self, received: Path, dest: Path, *, synced: Callable[[Path], None] = fsync_file,
+        sync_dir: bool = True,
     ) -> None:
         """Move the received file to `dest`: fsync file, rename, fsync the directory.
 
         `synced(path)` returns once the file's bytes are on disk (an fsync started early).
+        `sync_dir=False`: the caller fsyncs the directory itself before it commits (once for
+        a batch of files placed in one directory).
         """
         self._ensure_dir(dest.parent)
         if not self._same_device(received):
@@ -84,7 +87,8 @@ class InstanceStore:
             received = self._copy_local(received)
             fsync_file(received)
             os.replace(received, dest)
-        fsync_dir(dest.parent)
+        if sync_dir:
+            fsync_dir(dest.parent)
 
     def _same_device(self, path: Path) -> bool:
         return os.stat(path).st_dev == os.stat(self.root).st_dev
