@@ -78,7 +78,8 @@ class Fuzzer:
     def _after(self, kind: str, answer: str, label: str, stream: bytes) -> None:
         self.report.inputs[kind] += 1
         self.report.answers[kind][answer] += 1
-        if "hang" in answer:
+        hung = "hang" in answer
+        if hung:
             self.report.hangs += 1
             self._record(kind, "hang", label, stream)
         if not self.target.alive():
@@ -90,6 +91,8 @@ class Fuzzer:
             self.report.memory_growth_mb = max(self.report.memory_growth_mb,
                                                self.target.memory_growth() / (1 << 20))
             self.target.restart()  # a fresh baseline for the inputs that follow
+        elif hung:
+            self.target.restart()  # what the hung input holds is not charged to the next
         total = sum(self.report.inputs.values())
         if total % PROBE_EVERY == 0 and not self.target.responsive():
             self.report.unresponsive += 1
