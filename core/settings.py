@@ -218,8 +218,9 @@ class JobSettings(_Strict):
     redeliver_after_s: float = Field(300.0, gt=0)
 
 
-class PacsSettings(_Strict):
-    """The PACS radraft queries for priors (C-FIND, then C-MOVE or C-GET)."""
+class PacsSettings(_TlsClient):
+    """The PACS radraft queries for priors (C-FIND, then C-MOVE or C-GET); `tls` as for a
+    destination."""
 
     host: str = ""
     port: int = Field(104, ge=1, le=65535)

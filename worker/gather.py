@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import ssl
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 from radraft.core.db import Instance, Series, Study
 from radraft.core.errors import DeliveryError, FrameError
 from radraft.core.settings import ProfileSettings, Settings
+from radraft.core.tls import client_context
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
 
 log = logging.getLogger(__name__)
@@ -94,7 +96,14 @@ def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> l
     pacs = settings.pacs
     if not pacs.host or not study.patient_id or profile.max_priors == 0:
         return []
-    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s)
+    try:
+        tls = client_context(pacs)
+    except (OSError, ssl.SSLError) as exc:
+        log.warning("study %s: pacs.tls_* unusable (%s); drafting without PACS priors",
+                    study.study_uid, exc)
+        return []
+    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s,
+                tls=tls)
     earliest = _window_start(study, profile.prior_window_days)
     latest = study.study_date
     try:
