@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 from pathlib import Path
 
 from bench.fuzz.run import fuzz
+
+DRIVER_ADDRESS_SPACE = 4 << 30
 
 
 def main() -> None:
@@ -30,6 +33,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder (default: a new temporary one)")
     args = parser.parse_args()
+    # The driver builds every input in memory: a bug there must not take the machine.
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (DRIVER_ADDRESS_SPACE, hard))
     folder = args.out or Path(tempfile.mkdtemp(prefix="radraft-fuzz-"))
     report = fuzz(folder, dicom=args.dicom, hl7=args.hl7, seed_value=args.seed,
                   minutes=args.minutes, max_bombs=args.max_bombs, max_stalls=args.max_stalls)

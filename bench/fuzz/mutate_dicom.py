@@ -204,6 +204,10 @@ def deflate_bomb(rng: random.Random, inflated_mb: int) -> bytes:
     return out + packer.flush()
 
 
+# Ops compose (duplications of duplications): every step is cut to this.
+MAX_DATASET = 8 << 20
+
+
 @dataclass
 class DicomCase:
     """One DICOM input: the byte stream and how to send it."""
@@ -223,7 +227,7 @@ def build_case(sample: DicomSample, ops: list[tuple[str, int]]) -> DicomCase:
     for name, op_seed in ops:
         rng = random.Random(op_seed)
         if name in DATASET_OPS:
-            data = DATASET_OPS[name](rng, sample, data)
+            data = DATASET_OPS[name](rng, sample, data)[:MAX_DATASET]
         elif name == "bomb":
             # Sized to be seen (memory over the 200 MB threshold when nothing caps it).
             syntax, data = DEFLATE, b""

@@ -58,7 +58,7 @@ def delimiters(rng: random.Random, message: bytes) -> bytes:
 def segment_storm(rng: random.Random, message: bytes) -> bytes:
     segments = _segments(message)
     chosen = rng.choice(segments)
-    count = rng.choice([10, 500, 5000])
+    count = min(rng.choice([10, 500, 5000]), MAX_MESSAGE // (len(chosen) + 1) + 1)
     return _join(segments + [chosen] * count)
 
 
@@ -99,10 +99,15 @@ class Hl7Case:
     label: str
 
 
+# Ops compose (a 2 MB field in a segment stormed 5,000 times would be 10 GB): every step
+# is cut to this, which is still twice hl7.max_message_bytes' default.
+MAX_MESSAGE = 2 << 20
+
+
 def build_case(message: bytes, ops: list[tuple[str, int]], framing: int,
                max_batch: int) -> Hl7Case:
     for name, op_seed in ops:
-        message = MESSAGE_OPS[name](random.Random(op_seed), message)
+        message = MESSAGE_OPS[name](random.Random(op_seed), message)[:MAX_MESSAGE]
     rng = random.Random(framing)
     how = FRAMING[framing % len(FRAMING)]
     if how == "no_start":
@@ -119,7 +124,7 @@ def build_case(message: bytes, ops: list[tuple[str, int]], framing: int,
         stream = START + message + END + START + message + END
     elif how == "batch":
         count = rng.choice([2, 50, max_batch + 1])
-        body = message * count
+        body = (message * count)[:4 * MAX_MESSAGE]
         stream = (START + b"FHS|^~\\&|FUZZ\rBHS|^~\\&|FUZZ\r" + body
                   + f"BTS|{count}\rFTS|1\r".encode() + END)
     elif how == "empty":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -48,6 +49,18 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
+SERVE_ADDRESS_SPACE = 8 << 30
+
+
+def _serve_limits() -> None:
+    """A safety net for the machine, far above the 200 MB finding threshold: a server that
+    would take more gets MemoryError instead of the kernel's OOM killer."""
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = SERVE_ADDRESS_SPACE if hard == resource.RLIM_INFINITY else min(hard,
+                                                                           SERVE_ADDRESS_SPACE)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 class Target:
     def __init__(self, folder: Path, max_batch: int = 1000) -> None:
         self.folder = folder
@@ -79,7 +92,7 @@ class Target:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen([RADRAFT, "--config", str(self.config), "serve"],
                                         stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
-                                        cwd=self.folder, env=env)
+                                        cwd=self.folder, env=env, preexec_fn=_serve_limits)
         deadline = time.monotonic() + 120
         while not all(self._listening(p) for p in (self.dicom_port, self.hl7_port)):
             if self.process.poll() is not None or time.monotonic() > deadline:
