@@ -107,6 +107,8 @@ MAX_MESSAGE = 2 << 20
 def build_case(message: bytes, ops: list[tuple[str, int]], framing: int,
                max_batch: int) -> Hl7Case:
     for name, op_seed in ops:
+        if not _segments(message):
+            break  # truncated to nothing: send what is left
         message = MESSAGE_OPS[name](random.Random(op_seed), message)[:MAX_MESSAGE]
     rng = random.Random(framing)
     how = FRAMING[framing % len(FRAMING)]

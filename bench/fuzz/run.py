@@ -150,7 +150,11 @@ class Fuzzer:
             if time.monotonic() > self.deadline:
                 return
             index, ops = case
-            built = mutate_dicom.build_case(self.samples[index], self._dicom_ops(ops))
+            try:
+                built = mutate_dicom.build_case(self.samples[index], self._dicom_ops(ops))
+            except Exception as exc:  # noqa: BLE001 - a fuzzer bug, counted, never fatal
+                self.report.answers["dicom"][f"driver-error-{type(exc).__name__}"] += 1
+                return
             self.send_dicom(built.stream, built.half_close,
                             f"{self.samples[index].name}:{ops}")
 
@@ -171,8 +175,12 @@ class Fuzzer:
             if time.monotonic() > self.deadline:
                 return
             index, ops, framing = case
-            built = mutate_hl7.build_case(self.messages[index], ops, framing,
-                                          self.target.max_batch)
+            try:
+                built = mutate_hl7.build_case(self.messages[index], ops, framing,
+                                              self.target.max_batch)
+            except Exception as exc:  # noqa: BLE001 - a fuzzer bug, counted, never fatal
+                self.report.answers["hl7"][f"driver-error-{type(exc).__name__}"] += 1
+                return
             self.send_hl7(built.stream, f"{index}:{built.label}:{ops}:{framing}")
 
         hypothesis_seed(seed_value)(one)()
