@@ -14,6 +14,7 @@ from pydantic import (
 )
 
 from radraft.core.settings_base import _Strict
+from radraft.core.settings_destinations import _TlsClient
 
 
 class SiteSettings(_Strict):
@@ -167,9 +168,9 @@ class ViewerSettings(_Strict):
 
 
 
-class PacsSettings(_Strict):
-    """The PACS radraft queries for priors: `dimse` (C-FIND, then C-MOVE or C-GET) or
-    `dicomweb` (QIDO-RS, then WADO-RS from `url`)."""
+class PacsSettings(_TlsClient):
+    """The PACS radraft queries for priors: `dimse` (C-FIND, then C-MOVE or C-GET; `tls` as
+    for a destination) or `dicomweb` (QIDO-RS, then WADO-RS from `url`)."""
 
     kind: Literal["dimse", "dicomweb"] = "dimse"
     # DICOMweb service root (kind dicomweb), e.g. https://pacs/dicom-web, and its token.

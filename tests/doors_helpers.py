@@ -3,6 +3,7 @@ and small real clients for its three doors (C-ECHO, one HL7 message, the console
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import subprocess
@@ -111,10 +112,18 @@ def _listening(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def _address_space_limit(limit: int) -> Any:
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    return apply
+
+
 @contextmanager
-def running_serve(tmp: Path, db_url: str, **extra: Any) -> Iterator[Served]:
+def running_serve(tmp: Path, db_url: str, *, memory_limit: int | None = None,
+                  **extra: Any) -> Iterator[Served]:
     """`radraft serve` with an admin (alice) and a viewer (vic); `extra` merges into the
-    configuration's top-level sections (dicom, hl7, web ...)."""
+    configuration's top-level sections (dicom, hl7, web ...); `memory_limit`: the address
+    space of the serve process (and the receivers it spawns), in bytes."""
     tmp.mkdir(parents=True, exist_ok=True)
     dicom_port, hl7_port, web_port = free_port(), free_port(), free_port()
     rules = tmp / "rules.yaml"
@@ -137,8 +146,10 @@ def running_serve(tmp: Path, db_url: str, **extra: Any) -> Iterator[Served]:
     _cli(config, "user", "add", VIEWER, "--role", "viewer", "--password-stdin",
          stdin=VIEWER_PASSWORD + "\n")
     log = tmp / "serve.log"
-    process = subprocess.Popen([RADRAFT, "--config", str(config), "serve"],
-                               stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [RADRAFT, "--config", str(config), "serve"], stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=_address_space_limit(memory_limit) if memory_limit else None)
     served = Served(config, log, tmp / "data", dicom_port, hl7_port, web_port, process)
     try:
         deadline = time.monotonic() + 120

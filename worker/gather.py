@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import ssl
 import threading
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 from radraft.core.db import Instance, Series, Study
 from radraft.core.errors import DeliveryError, FrameError
 from radraft.core.settings import ProfileSettings, Settings
+from radraft.core.tls import client_context
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
 from radraft.dicom_node.client.web_query import WebPacs, find_studies_web, get_study_web
 from radraft.worker.prefetch import cache_folder, prefetched_priors
@@ -105,13 +107,19 @@ def modalities_in_study(ds: Dataset) -> set[str]:
     return {v for v in str(value).split("\\") if v}
 
 
-def _find(settings: Settings, patient_id: str, date_range: str) -> list[Dataset]:
-    pacs = settings.pacs
-    if pacs.kind == "dicomweb":
+def _find(settings: Settings, peer: Peer | None, patient_id: str,
+          date_range: str) -> list[Dataset]:
+    if peer is None:  # pacs.kind: dicomweb
         return find_studies_web(_web_pacs(settings), patient_id=patient_id,
                                 date_range=date_range)
-    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s)
     return find_studies(peer, patient_id=patient_id, date_range=date_range)
+
+
+def _dimse_peer(settings: Settings) -> Peer:
+    """The PACS as a DIMSE peer, over TLS when `pacs.tls` says so."""
+    pacs = settings.pacs
+    return Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s,
+                tls=client_context(pacs))
 
 
 def _web_pacs(settings: Settings) -> WebPacs:
@@ -135,10 +143,19 @@ def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> l
     pacs = settings.pacs
     if not _configured(settings) or not study.patient_id or profile.max_priors == 0:
         return []
+    peer: Peer | None = None
+    if pacs.kind == "dimse":
+        try:
+            peer = _dimse_peer(settings)
+        except (OSError, ssl.SSLError) as exc:
+            log.warning("study %s: pacs.tls_* unusable (%s); drafting without PACS priors",
+                        study.study_uid, exc)
+            return []
     earliest = _window_start(study, profile.prior_window_days)
     latest = study.study_date
     try:
-        found = _find(settings, study.patient_id, f"{earliest}-{latest}" if earliest else "")
+        found = _find(settings, peer, study.patient_id,
+                      f"{earliest}-{latest}" if earliest else "")
     except DeliveryError as exc:
         log.warning("study %s: prior search failed (%s); drafting without PACS priors",
                     study.study_uid, exc)
@@ -163,17 +180,13 @@ def pacs_priors(settings: Settings, study: Study, profile: ProfileSettings) -> l
                 # Whole or not at all: a folder that exists is a complete prior.
                 partial = target.with_name(f".{target.name}.draft-partial")
                 shutil.rmtree(partial, ignore_errors=True)
-                if pacs.kind == "dicomweb":
+                if peer is None:
                     get_study_web(_web_pacs(settings), uid, partial)
                 else:
-                    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
-                                pacs.timeout_s)
                     get_study(peer, uid, partial)
                 partial.rename(target)
             folders.append(target)
-        else:
-            peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title,
-                        pacs.timeout_s)
+        elif peer is not None:
             move_study(peer, uid, settings.dicom.ae_title)
     return folders
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+import ssl
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from radraft.core import audit
 from radraft.core.db import Order, Patient, PriorPrefetch, Study, db_now
 from radraft.core.errors import DeliveryError
 from radraft.core.settings import ProfileSettings, Settings
+from radraft.core.tls import client_context
 from radraft.dicom_node.client import Peer, find_studies, get_study, move_study
 from radraft.worker.backoff import next_attempt
 from radraft.worker.enqueue import WakeUp
@@ -143,7 +145,12 @@ def run_prefetch(session: Session, settings: Settings, prefetch_id: int, attempt
         return _finish(session, prefetch, "failed",
                        f"pacs.prefetch_profile: unknown profile {prefetch.profile!r}")
     pacs = settings.pacs
-    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s)
+    try:
+        tls = client_context(pacs)
+    except (OSError, ssl.SSLError) as exc:
+        return _finish(session, prefetch, "failed", f"pacs.tls_* unusable: {exc}")
+    peer = Peer(pacs.host, pacs.port, pacs.ae_title, settings.dicom.ae_title, pacs.timeout_s,
+                tls=tls)
     now = db_now(session)
     since = (now - timedelta(days=profile.prior_window_days)).strftime("%Y%m%d")
     try:

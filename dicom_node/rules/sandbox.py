@@ -30,7 +30,8 @@ from radraft.dicom_node.rules.facts import StudyFacts
 from radraft.dicom_node.rules.loader import MAX_RULES_BYTES, load_rules
 from radraft.dicom_node.rules.model import RuleOutcome
 
-TIMEOUT_S = 10.0
+TIMEOUT_S = 20.0  # wall clock, start-up included (a loaded machine starts Python slowly)
+CPU_S = 10  # CPU seconds: a valid file needs a fraction of one
 MEMORY_BYTES = 1 << 30  # address space of the child: far above what a valid file needs
 EDITED = "(edited text)"
 
@@ -116,8 +117,7 @@ def _child(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    cpu = int(TIMEOUT_S) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_S, CPU_S))
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     request = json.loads(sys.stdin.read(4 * MAX_RULES_BYTES + 65536))
     json.dump(_child(request), sys.stdout)

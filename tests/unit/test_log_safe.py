@@ -26,3 +26,24 @@ def test_filter_escapes_every_formatted_message() -> None:
     finally:
         logger.removeHandler(handler)
     assert out.getvalue() == "C-STORE 1.2\\nERROR forged line from AE\\r\\n\n"
+
+
+def test_exception_text_cannot_start_a_line_of_its_own() -> None:
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.addFilter(EscapingFilter())
+    logger = logging.getLogger("radraft.test.log_safe.exc")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:  # what pynetdicom logs when it refuses a calling AE title
+            raise ValueError("Invalid 'Calling AE Title' value 'AE\r\nINFO forged'")
+        except ValueError:
+            logger.exception("Unable to decode the received PDU data")
+    finally:
+        logger.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "ERROR Unable to decode the received PDU data"
+    assert all(line.startswith("    ") for line in lines[1:]), lines
+    assert "\r" not in out.getvalue() and "AE\\r" in out.getvalue()
