@@ -72,7 +72,10 @@ def _thread_died(args: threading.ExceptHookArgs) -> None:
 
 def install() -> None:
     """Escape every message written by the root logger's handlers (call after basicConfig),
-    and log uncaught exceptions of threads the same way."""
+    log uncaught exceptions of threads the same way, and send Python warnings through
+    logging too: a library's warning quotes peer values as well (pydicom's "Unknown encoding
+    'ISO_IR 192\\x08'"), and warnings.showwarning would write them raw to stderr."""
+    logging.captureWarnings(True)
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, EscapingFilter) for f in handler.filters):
             handler.addFilter(EscapingFilter())

@@ -95,6 +95,7 @@ class Fuzzer:
             self.target.restart()  # what the hung input holds is not charged to the next
         total = sum(self.report.inputs.values())
         if total % PROBE_EVERY == 0 and not self.target.responsive():
+            print(f"unresponsive after {label}: {self.target.last_probe}", flush=True)
             self.report.unresponsive += 1
             self._record(kind, "unresponsive", label, stream)
             self.target.restart()

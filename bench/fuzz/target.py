@@ -66,6 +66,7 @@ class Target:
         self.folder = folder
         self.data_dir = folder / "data"
         self.log = folder / "serve.log"
+        self.last_probe = ""  # what the last responsiveness probe got (for the report)
         self.dicom_port, self.hl7_port, self.web_port = _free_port(), _free_port(), _free_port()
         self.max_batch = max_batch
         self.process: subprocess.Popen[bytes] | None = None
@@ -145,8 +146,10 @@ class Target:
         try:
             echo = ul.exchange(self.dicom_port, stream, wait_s=10).classify()
             ack = hl7_exchange(self.hl7_port, b"\x0b" + PROBE_HL7 + b"\x1c\r", 10)[0]
-        except OSError:
+        except OSError as exc:
+            self.last_probe = f"{type(exc).__name__}: {exc}"
             return False
+        self.last_probe = f"dicom {echo}; hl7 {ack[:60]!r}"
         return echo.startswith("status-0x0000") and b"MSA|AA" in ack
 
     def memory_growth(self) -> int:

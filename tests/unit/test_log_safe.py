@@ -47,3 +47,28 @@ def test_exception_text_cannot_start_a_line_of_its_own() -> None:
     assert lines[0] == "ERROR Unable to decode the received PDU data"
     assert all(line.startswith("    ") for line in lines[1:]), lines
     assert "\r" not in out.getvalue() and "AE\\r" in out.getvalue()
+
+
+def test_library_warnings_go_through_the_escaping_filter() -> None:
+    """A library's warning quoting a peer's value (pydicom: "Unknown encoding 'ISO_IR
+    192\\x08'") is logged escaped, not printed raw to stderr (found by bench.fuzz)."""
+    import warnings
+
+    from radraft.core import log_safe
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        log_safe.install()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("Unknown encoding 'ISO_IR 192\x08'\nFUZZINJ forged", UserWarning,
+                          stacklevel=1)
+    finally:
+        root.removeHandler(handler)
+        logging.captureWarnings(False)
+    text = out.getvalue()
+    assert "\x08" not in text and "\nFUZZINJ" not in text
+    assert "ISO_IR 192\\x08" in text
