@@ -145,7 +145,7 @@ def first_pdu_length(stream: bytes) -> int:
 
 
 def exchange(port: int, stream: bytes, *, wait_s: float = 10.0, half_close: bool = False,
-             host: str = "127.0.0.1") -> Answer:
+             host: str = "127.0.0.1", source: str = "") -> Answer:
     """Send the first PDU of `stream` (the association request) and wait for the server's
     answer to it, as a real requestor does (a P-DATA before the A-ASSOCIATE-AC is a
     protocol violation the server aborts); then send the rest, signal its end
@@ -155,7 +155,8 @@ def exchange(port: int, stream: bytes, *, wait_s: float = 10.0, half_close: bool
     pdus: list[tuple[int, bytes]] = []
     buffer = b""
     first = first_pdu_length(stream)
-    with socket.create_connection((host, port), timeout=wait_s) as sock:
+    bind = (source, 0) if source else None
+    with socket.create_connection((host, port), timeout=wait_s, source_address=bind) as sock:
         rest: bytes | None = stream[first:]
 
         def send(data: bytes, last: bool) -> None:

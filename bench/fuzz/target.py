@@ -140,11 +140,14 @@ class Target:
 
     # --- oracles ---------------------------------------------------------------------------
     def responsive(self) -> bool:
-        """A C-ECHO and an HL7 message are answered (within 10 s each)."""
+        """A C-ECHO and an HL7 message are answered (within 10 s each), to a sender on
+        another address than the fuzzer's, as a real modality is: the fuzzer's own address
+        may rightly be at its association limit (`dicom.max_associations_per_peer`) while
+        its stalled connections wait for the server's read timeout."""
         stream = ul.associate_rq("RADRAFT", "PROBE", [(1, ul.VERIFICATION, [ul.IMPLICIT_LE])])
         stream += ul.p_data(1, ul.c_echo_rq(1), is_command=True) + ul.RELEASE_RQ
         try:
-            echo = ul.exchange(self.dicom_port, stream, wait_s=10).classify()
+            echo = ul.exchange(self.dicom_port, stream, wait_s=10, source=PROBE_SOURCE).classify()
             ack = hl7_exchange(self.hl7_port, b"\x0b" + PROBE_HL7 + b"\x1c\r", 10)[0]
         except OSError as exc:
             self.last_probe = f"{type(exc).__name__}: {exc}"
@@ -176,6 +179,7 @@ class Target:
         return self.log.read_text(encoding="utf-8", errors="replace").count("Traceback")
 
 
+PROBE_SOURCE = "127.0.0.2"  # loopback: any 127.x address reaches a server bound to 127.0.0.1
 PROBE_HL7 = (b"MSH|^~\\&|FUZZ|PROBE|RADRAFT|HOSP|20260101120000||ADT^A08^ADT_A01|PROBE1|P|"
              b"2.5.1\rEVN|A08|20260101120000\rPID|1||PROBE-1^^^HOSP^MR||Probe^Paula\r")
 
