@@ -35,7 +35,11 @@ class WebPacs:
 
     def client(self) -> DICOMwebClient:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else None
-        return DICOMwebClient(self.url, headers=headers, timeout=self.timeout_s)
+        client = DICOMwebClient(self.url, headers=headers, timeout=self.timeout_s)
+        # No retries inside the client (5 attempts, ~30 s of back-off): a draft gives the PACS
+        # at most pacs.timeout_s, and radraft's own back-off retries what failed.
+        client.set_http_retry_params(retry=False)
+        return client
 
 
 def find_studies_web(pacs: WebPacs, *, patient_id: str, date_range: str = "") -> list[Dataset]:
